@@ -1,0 +1,42 @@
+"""Shared fixtures: tiny real modules built once per test session."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+# Keep TF's C++ logging out of test output; it is noise, not signal.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from tests import tiny_modules  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_image_module(tmp_path_factory):
+    return tiny_modules.build_image_module(tmp_path_factory.mktemp("modules") / "tiny_image")
+
+
+@pytest.fixture(scope="session")
+def tiny_text_module(tmp_path_factory):
+    return tiny_modules.build_text_module(tmp_path_factory.mktemp("modules") / "tiny_text")
+
+
+@pytest.fixture(scope="session")
+def tiny_tf1_module(tmp_path_factory):
+    return tiny_modules.build_tf1_hub_module(tmp_path_factory.mktemp("modules") / "tiny_tf1")
+
+
+@pytest.fixture(scope="session")
+def tiny_image_archive(tiny_image_module, tmp_path_factory):
+    return tiny_modules.build_archive(tiny_image_module, tmp_path_factory.mktemp("archives") / "tiny_image.tar.gz")
+
+
+@pytest.fixture(scope="session")
+def tiny_text_archive(tiny_text_module, tmp_path_factory):
+    return tiny_modules.build_archive(tiny_text_module, tmp_path_factory.mktemp("archives") / "tiny_text.tar.gz")
+
+
+@pytest.fixture(scope="session")
+def tiny_tf1_archive(tiny_tf1_module, tmp_path_factory):
+    return tiny_modules.build_archive(tiny_tf1_module, tmp_path_factory.mktemp("archives") / "tiny_tf1.tar.gz")
