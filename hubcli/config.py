@@ -33,6 +33,7 @@ from .errors import UsageError
 DEFAULT_TRUSTED_HOSTS = (
     "tfhub.dev",
     "hub.tensorflow.google.cn",
+    "gcs.tensorflow.google.cn",
     "kaggle.com",
     "www.kaggle.com",
     "storage.googleapis.com",

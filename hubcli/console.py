@@ -70,7 +70,10 @@ def print_table(table) -> None:
     """Render a rich table on stdout for people (stdout, so it can be paged)."""
     from rich.console import Console
 
-    Console(highlight=False).print(table)
+    # Off a terminal rich assumes 80 columns and folds long handles mid-word; a file or pipe
+    # has no width, so give tables room and let them take only what they need.
+    width = None if sys.stdout.isatty() else 250
+    Console(highlight=False, width=width).print(table)
 
 
 @contextmanager

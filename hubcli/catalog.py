@@ -1,0 +1,212 @@
+"""The module catalog: short names for well-known hub modules, and how to find them.
+
+The built-in entries (``hubcli/data/catalog.json``) name real tfhub.dev
+handles with their task, expected input and output dimension. Users add or
+override names in the config file (see :mod:`hubcli.config`)::
+
+    [aliases.my-encoder]
+    handle = "https://models.internal.example/hub/encoder/3.tar.gz"
+    task = "text-embedding"
+    input = "string"
+    output_dim = 512
+
+Names match case-insensitively, and ``-`` and ``_`` are interchangeable, so
+``efficientnet-lite0`` finds ``efficientnet_lite0``.
+
+Example:
+    >>> from hubcli.config import Settings
+    >>> entry = find("mobilenet_v2", Settings.load())
+    >>> entry.image_size, entry.output_dim
+    ((224, 224), 1280)
+    >>> [e.name for e in search("swivel", Settings.load())]
+    ['gnews-swivel-20dim']
+    >>> suggest("mobilnet_v2", Settings.load())[0]
+    'mobilenet_v2'
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from .errors import UsageError
+
+if TYPE_CHECKING:
+    from .config import Settings
+
+BUILTIN_SOURCE = "builtin"
+CONFIG_SOURCE = "config"
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    """One discoverable module.
+
+    Attributes:
+        name: the alias users type (for a registry listing, the registry path).
+        handle: what the alias resolves to (any form :func:`hubcli.handles.parse_handle` accepts).
+        task: ``"image-feature-vector"``, ``"text-embedding"``... or ``None`` if unknown.
+        input: ``"image"`` or ``"string"``, or ``None`` if unknown.
+        image_size: ``(height, width)`` the module expects, for image modules.
+        output_dim: length of the output vector, if known.
+        description: one line for people.
+        source: ``"builtin"``, ``"config"``, or the registry the entry was read from.
+        versions: published versions, oldest first (registry listings only).
+    """
+
+    name: str
+    handle: str
+    task: str | None = None
+    input: str | None = None
+    image_size: tuple[int, int] | None = None
+    output_dim: int | None = None
+    description: str = ""
+    source: str = BUILTIN_SOURCE
+    versions: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        document = asdict(self)
+        document["image_size"] = list(self.image_size) if self.image_size else None
+        document["versions"] = list(self.versions)
+        return document
+
+
+def entries(settings: "Settings", task: str | None = None) -> list[CatalogEntry]:
+    """Built-in entries, then the user's aliases (a user alias replaces a built-in of the same name).
+
+    ``task`` keeps entries whose task is ``task`` or starts with ``task-`` (so ``"image"``
+    matches ``"image-feature-vector"``).
+    """
+    by_key = {_key(e.name): e for e in _builtin_entries()}
+    for name, table in settings.user_aliases.items():
+        by_key[_key(name)] = _entry_from_config(name, table, settings)
+    return filter_task(list(by_key.values()), task)
+
+
+def filter_task(items: list[CatalogEntry], task: str | None) -> list[CatalogEntry]:
+    if not task:
+        return items
+    wanted = task.lower()
+    return [e for e in items if e.task and (e.task.lower() == wanted or e.task.lower().startswith(wanted + "-"))]
+
+
+def find(name: str, settings: "Settings") -> CatalogEntry | None:
+    """The entry called ``name`` (case-insensitive, ``-`` == ``_``), or ``None``."""
+    wanted = _key(name)
+    return next((e for e in entries(settings) if _key(e.name) == wanted), None)
+
+
+def search(text: str, settings: "Settings", items: list[CatalogEntry] | None = None) -> list[CatalogEntry]:
+    """Entries whose name, handle, task, input or description contain every word of ``text``.
+
+    Searches the catalog, or ``items`` (such as a registry listing) when given.
+    """
+    words = [_fold(word) for word in text.split()]
+    pool = entries(settings) if items is None else items
+    return [e for e in pool if all(word in _haystack(e) for word in words)]
+
+
+def suggest(name: str, settings: "Settings", limit: int = 3) -> list[str]:
+    """The catalog names closest to a misspelled ``name``, best first."""
+    names = {_key(e.name): e.name for e in entries(settings)}
+    close = difflib.get_close_matches(_key(name), list(names), n=limit, cutoff=0.6)
+    return [names[key] for key in close]
+
+
+def registry_entries(root: str, offline: bool = False) -> list[CatalogEntry]:
+    """One entry per module of a registry (directory or http(s) URL), handle = its latest archive.
+
+    Task, input, image size, output dim and description come from the latest
+    version's metadata, where the publisher recorded them.
+    """
+    from . import registry
+
+    found = []
+    for registry_path, module in sorted(registry.read_index(root, offline=offline)["modules"].items()):
+        latest = module["latest"]
+        metadata = module["versions"][latest].get("metadata", {})
+        found.append(
+            CatalogEntry(
+                name=registry_path,
+                handle=registry.archive_location(root, registry_path, latest),
+                task=metadata.get("task"),
+                input=metadata.get("input"),
+                image_size=_lenient_image_size(metadata.get("image_size")),
+                output_dim=metadata.get("output_dim") if isinstance(metadata.get("output_dim"), int) else None,
+                description=str(metadata.get("description", "")),
+                source=str(root),
+                versions=tuple(registry.sorted_versions(module["versions"])),
+            )
+        )
+    return found
+
+
+@lru_cache(maxsize=1)
+def _builtin_entries() -> tuple[CatalogEntry, ...]:
+    document = json.loads(resources.files("hubcli").joinpath("data/catalog.json").read_text("utf-8"))
+    return tuple(
+        CatalogEntry(**{**item, "image_size": _image_size(item["image_size"]), "source": BUILTIN_SOURCE})
+        for item in document["entries"]
+    )
+
+
+def _entry_from_config(name: str, table: dict[str, Any], settings: "Settings") -> CatalogEntry:
+    where = f"config file {settings.config_file}: [aliases.{name}]"
+    unknown = set(table) - {"handle", "task", "input", "image_size", "output_dim", "description"}
+    if unknown:
+        raise UsageError(f"{where} has unknown keys: {', '.join(sorted(unknown))}")
+    if "/" in name or not name.strip():
+        raise UsageError(f"{where}: an alias is a bare name, without '/'")
+    output_dim = table.get("output_dim")
+    if output_dim is not None and (not isinstance(output_dim, int) or output_dim <= 0):
+        raise UsageError(f"{where}: output_dim must be a positive integer")
+    try:
+        image_size = _image_size(table.get("image_size"))
+    except (TypeError, ValueError):
+        raise UsageError(f"{where}: image_size must be an integer or [height, width]") from None
+    return CatalogEntry(
+        name=name,
+        handle=str(table["handle"]),
+        task=table.get("task"),
+        input=table.get("input"),
+        image_size=image_size,
+        output_dim=output_dim,
+        description=str(table.get("description", "")),
+        source=CONFIG_SOURCE,
+    )
+
+
+def _image_size(value: Any) -> tuple[int, int] | None:
+    """``224`` or ``[224, 224]`` -> ``(224, 224)``."""
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = [value, value]
+    height, width = value
+    if not all(isinstance(v, int) and v > 0 for v in (height, width)):
+        raise ValueError(f"bad image size {value!r}")
+    return (height, width)
+
+
+def _lenient_image_size(value: Any) -> tuple[int, int] | None:
+    # Registry metadata is written by other tools; a malformed size is just unknown.
+    try:
+        return _image_size(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _key(name: str) -> str:
+    return name.strip().lower().replace("-", "_")
+
+
+def _fold(text: str) -> str:
+    return text.lower().replace("-", "_")
+
+
+def _haystack(entry: CatalogEntry) -> str:
+    return _fold(" ".join(str(part) for part in (entry.name, entry.handle, entry.task, entry.input, entry.description)))
