@@ -355,6 +355,11 @@ def _write_atomic(target: Path, text: str) -> None:
 
 def _temp_beside(target: Path) -> str:
     descriptor, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    # mkstemp makes the file 0600; a registry is served to others (a web server, teammates),
+    # so give it the mode an ordinary new file would get under the current umask.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(descriptor, 0o666 & ~umask)
     os.close(descriptor)
     return temp
 

@@ -108,6 +108,19 @@ def test_latest_is_the_highest_version_not_the_newest(root, tmp_path):
     assert found.sha256 == sha256_of(tmp_path / "10.tar.gz")
 
 
+def test_published_files_are_readable_by_a_web_server(root, tmp_path):
+    import os
+    import stat
+
+    umask = os.umask(0o022)
+    try:
+        registry.add_version(root, "acme/flowers", "1", make_archive(tmp_path / "a.tar.gz"), {})
+    finally:
+        os.umask(umask)
+    for name in ("index.json", "acme/flowers/1.tar.gz", "acme/flowers/1.json"):
+        assert stat.S_IMODE((root / name).stat().st_mode) == 0o644, name
+
+
 def test_versions_are_immutable(root, tmp_path):
     first = make_archive(tmp_path / "first.tar.gz", b"first")
     registry.add_version(root, "acme/flowers", "1", first, {"n": 1})
