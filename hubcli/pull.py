@@ -1,0 +1,391 @@
+"""``pull``: put a module in the shared cache (or find it there) and return its path.
+
+The whole story of one pull, and where each step lives:
+
+1. parse the handle (:mod:`hubcli.handles`); a Kaggle handle without a version
+   asks Kaggle (or the mirror) for the latest;
+2. serve an intact cache entry at once, without any request (:mod:`hubcli.cache`;
+   a ``stat``-level check, so a file a temp cleaner deleted or a rewritten byte
+   triggers a repair);
+3. otherwise take the entry's lock (:mod:`hubcli.lock`), look again (another
+   process may have just installed it), then download into a resumable ``.part``
+   (:mod:`hubcli.download`), from the mirror (:mod:`hubcli.registry`) when one is set;
+4. check the archive's sha256 against ``--sha256``, ``hubcli.lock`` and the
+   mirror's index (:mod:`hubcli.lockfile`, :mod:`hubcli.registry`);
+5. extract it safely into a temp dir (:mod:`hubcli.archive`) and rename it into
+   place with its manifest.
+
+Offline mode never touches the network: it serves the cache (entries that
+tensorflow_hub installed included) or fails with one line naming the handle.
+
+Example:
+    >>> result = pull("https://tfhub.dev/google/nnlm-en-dim50/2")  # doctest: +SKIP
+    >>> result.path, result.sha256, result.from_cache  # doctest: +SKIP
+    (PosixPath('/home/me/.cache/hubcli/modules/6c8a...'), '0f0e...', False)
+    >>> resolve_module_path("./my_module")  # a local directory is used in place  # doctest: +SKIP
+    PosixPath('/work/my_module')
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import types
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import cache, console
+from .errors import HubcliError, IntegrityError, InvalidModuleError, NetworkError, UnsafeContentError, UsageError
+
+if TYPE_CHECKING:
+    from .config import Settings
+    from .handles import Handle
+
+
+@dataclass(frozen=True)
+class PullResult:
+    """Where a pulled module is, and what it is.
+
+    Attributes:
+        handle: the handle as given.
+        resolved_url: where the archive really came from (after redirects; a
+            local path for local archives and directory mirrors), or None for a
+            local directory and for cache hits on entries tensorflow_hub installed.
+        path: the module directory, ready for ``hub.load`` or :func:`hubcli.inspect_module`.
+        sha256: sha256 of the archive (None for local directories and tensorflow_hub entries).
+        size: archive size in bytes (same caveat).
+        from_cache: True when nothing was downloaded.
+    """
+
+    handle: str
+    resolved_url: str | None
+    path: Path
+    sha256: str | None
+    size: int | None
+    from_cache: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "path": str(self.path)}
+
+
+@dataclass(frozen=True)
+class _Source:
+    """Where to fetch an archive from, and the sha256 that source itself vouches for."""
+
+    location: str
+    kind: str  # "http", "gcs" or "file"
+    expected_sha256: str | None = None
+
+
+def pull(
+    handle: str,
+    settings: "Settings | None" = None,
+    sha256: str | None = None,
+    locked: bool = False,
+    lockfile: str | Path | None = None,
+    force: bool = False,
+    progress: bool = True,
+    update_lock: bool = False,
+) -> PullResult:
+    """Make ``handle`` available in the cache and return where it is.
+
+    Args:
+        handle: anything :func:`hubcli.handles.parse_handle` accepts.
+        settings: cache dir, offline and mirror modes, trusted hosts (default: ``Settings.load()``).
+        sha256: the archive must hash to this (hex).
+        locked: the handle must be in the lock file, and its archive must match it.
+        lockfile: the lock file (default ``./hubcli.lock``).
+        force: download and reinstall even if an intact entry is cached.
+        progress: draw a progress bar (only on a TTY; see :mod:`hubcli.console`).
+        update_lock: record the archive's sha256 in the lock file.
+
+    Raises:
+        NotFoundError, NetworkError, IntegrityError, UnsafeContentError,
+        InvalidModuleError, UsageError: each with a one-line message.
+    """
+    from .config import Settings
+    from .handles import parse_handle
+
+    settings = settings or Settings.load()
+    if locked and update_lock:
+        raise UsageError("--locked checks the lock file and --update-lock rewrites it; use one of them")
+    parsed = parse_handle(handle, settings)
+    pin = _pinned_sha256(parsed, sha256, locked, lockfile)
+
+    if parsed.kind == "local_dir":
+        if pin is not None or update_lock:
+            raise UsageError(f"{handle} is a local directory, used in place: it has no archive sha256 to pin or lock")
+        _require_module_dir(parsed.path)
+        return PullResult(handle, None, parsed.path, None, None, from_cache=True)
+
+    parsed = _pin_version(parsed, settings)
+    paths = cache.EntryPaths(settings.cache_dir, parsed.cache_dir_name)
+    entry = None if force else _usable_entry(paths, pin, settings.offline)
+    if entry is None:
+        source = _source(parsed, settings)
+        if settings.offline and source.kind != "file":
+            if force:
+                raise NetworkError(f"offline mode: --force would download {parsed.raw} again")
+            raise NetworkError(
+                f"offline mode: {parsed.raw} is not in the cache ({settings.cache_dir}); "
+                "pull it online first, or point --cache-dir at a cache that has it"
+            )
+        try:
+            entry = _install(parsed, source, paths, pin, settings, force, progress)
+        except OSError as err:  # Disk full, read-only or foreign-owned cache: one line, not a traceback.
+            raise HubcliError(f"cannot install {parsed.raw} into {settings.cache_dir}: {err.strerror or err}") from None
+        from_cache = False
+    else:
+        cache.touch(entry)
+        from_cache = True
+
+    if update_lock:
+        _record_in_lockfile(lockfile, parsed.cache_key, entry.sha256)
+    resolved = entry.resolved_url if entry.origin == "hubcli" else None
+    return PullResult(handle, resolved, entry.path, entry.sha256, entry.size, from_cache)
+
+
+def resolve_module_path(handle_or_path: str | Path, settings: "Settings | None" = None) -> Path:
+    """The local directory of a module: a local directory as is, anything else pulled into the cache.
+
+    Example:
+        >>> resolve_module_path("mobilenet_v2")  # doctest: +SKIP
+        PosixPath('/home/me/.cache/hubcli/modules/...')
+    """
+    return pull(str(handle_or_path), settings=settings).path
+
+
+# --- steps -----------------------------------------------------------------------
+
+
+def _pinned_sha256(parsed: "Handle", sha256: str | None, locked: bool, lockfile) -> str | None:
+    """The sha256 the archive must have: ``--sha256`` and/or the lock file's entry (which must agree)."""
+    if sha256 is not None:
+        sha256 = sha256.strip().lower()
+        if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+            raise UsageError(f"--sha256 {sha256!r} is not a 64-digit hex sha256")
+    if not locked:
+        return sha256
+    from .lockfile import Lockfile
+
+    lock = Lockfile.load(lockfile, must_exist=True)
+    key = parsed.cache_key or parsed.raw
+    recorded = lock.get(key)
+    if recorded is None:
+        raise IntegrityError(f"--locked: {lock.path} has no entry for {key}; add it with `hubcli pull --update-lock`")
+    if sha256 is not None and sha256 != recorded:
+        raise IntegrityError(f"--sha256 {sha256} disagrees with {lock.path}, which pins {key} to {recorded}")
+    return recorded
+
+
+def _pin_version(parsed: "Handle", settings: "Settings") -> "Handle":
+    """A Kaggle handle without a version becomes its latest version (mirror index, Kaggle, or offline: the cache)."""
+    if not parsed.needs_version_lookup:
+        return parsed
+    from . import download, registry
+
+    mirror_usable = settings.mirror and not (settings.offline and registry.is_remote(settings.mirror))
+    if mirror_usable:
+        return parsed.with_version(registry.resolve_latest(settings.mirror, parsed.registry_path, offline=settings.offline))
+    if settings.offline:
+        return _latest_cached_version(parsed, settings)
+    answer = download.fetch_json(parsed.url)
+    if "versionNumber" not in answer:
+        raise NetworkError(f"{parsed.url}: the answer names no versionNumber")
+    return parsed.with_version(answer["versionNumber"])
+
+
+def _source(parsed: "Handle", settings: "Settings") -> _Source:
+    """Where a cache miss is fetched from: the mirror, a local file, GCS, or the handle's URL.
+
+    Offline, a remote source is named but never contacted (the caller refuses it).
+    """
+    from . import registry
+
+    if settings.mirror and parsed.registry_path:
+        remote = registry.is_remote(settings.mirror)
+        if settings.offline and remote:
+            return _Source(settings.mirror, "http")
+        found = registry.find_version(settings.mirror, parsed.registry_path, parsed.version, offline=settings.offline)
+        return _Source(found.archive, "http" if remote else "file", found.sha256)
+    if parsed.kind == "local_archive":
+        return _Source(str(parsed.path), "file")
+    if parsed.kind == "gcs":
+        return _Source(parsed.url, "gcs")
+    return _Source(parsed.url, "http")
+
+
+def _latest_cached_version(parsed: "Handle", settings: "Settings") -> "Handle":
+    """Offline, "latest" means the highest version of this model in the cache."""
+    prefix = parsed.with_version(1).cache_key.rsplit("/", 1)[0] + "/"
+    versions = []
+    for entry in cache.list_entries(settings.cache_dir):
+        key = entry.metadata.get("cache_key") or entry.handle or ""
+        if key.startswith(prefix) and key[len(prefix) :].isdigit():
+            versions.append(int(key[len(prefix) :]))
+    if not versions:
+        raise NetworkError(f"offline mode: no version of {parsed.raw} is in the cache ({settings.cache_dir})")
+    return parsed.with_version(max(versions))
+
+
+def _usable_entry(paths: "cache.EntryPaths", pin: str | None, offline: bool) -> "cache.CacheEntry | None":
+    """The cached entry if intact and matching the pin; None when it must be (re)installed."""
+    entry = cache.read_entry(paths.cache_dir, paths.name)
+    if entry is None:
+        return None
+    problems = cache.quick_problems(entry)
+    if problems and offline:
+        raise NetworkError(
+            f"offline mode: the cached copy of {entry.handle or paths.name} is damaged ({problems[0]}); pull it again online"
+        )
+    if problems:
+        console.warn(f"cache entry {paths.module_dir} is damaged ({problems[0]}); reinstalling")
+        return None
+    if pin is None:
+        return entry
+    if entry.sha256 is None:
+        if offline:
+            raise IntegrityError(
+                f"{entry.handle or paths.name} was cached by tensorflow_hub without a sha256; "
+                "it cannot be checked against the pin offline"
+            )
+        return None  # Download once to learn (and record) its sha256.
+    if entry.sha256 != pin:
+        raise IntegrityError(
+            f"cached {entry.handle} has sha256 {entry.sha256}, but {pin} is pinned; "
+            "`hubcli pull --force` downloads it again"
+        )
+    return entry
+
+
+def _install(parsed, source: _Source, paths, pin, settings, force: bool, progress: bool) -> "cache.CacheEntry":
+    from .lock import FileLock
+
+    def waiting(holder: str) -> None:
+        console.info(f"waiting for {holder} to finish installing {parsed.raw}")
+
+    with FileLock(paths.lock, description=parsed.raw, on_wait=waiting):
+        if not force:
+            # Another process may have installed it while we waited for the lock.
+            entry = _usable_entry(paths, pin, settings.offline)
+            if entry is not None:
+                return entry
+        expected = {name: value for name, value in (("pinned", pin), ("mirror index", source.expected_sha256)) if value}
+        if len(set(expected.values())) > 1:
+            raise IntegrityError(f"{parsed.raw}: pinned sha256 {pin} differs from the mirror's {source.expected_sha256}")
+        while True:
+            archive, resolved_url, digest, size, resumed = _fetch(parsed, source, paths, progress)
+            try:
+                _check_digest(parsed, digest, expected)
+                _warn_untrusted(parsed, resolved_url, settings)
+                return _extract_and_install(parsed, source, paths, archive, resolved_url, digest, size)
+            except (IntegrityError, InvalidModuleError, UnsafeContentError):
+                if archive == paths.part:
+                    paths.part.unlink(missing_ok=True)  # Bad bytes must never be resumed.
+                if not resumed:
+                    raise
+                # The kept prefix may belong to another build of the file: start from zero, once.
+                console.info(f"{parsed.raw}: resumed download is not valid; downloading it from scratch")
+
+
+def _fetch(parsed, source: _Source, paths, progress: bool) -> tuple[Path, str, str, int, bool]:
+    """Get the archive: (file, resolved URL, sha256, size, whether a kept .part was resumed)."""
+    from . import download
+
+    if source.kind == "file":
+        archive = Path(source.location)
+        if not archive.is_file():
+            raise InvalidModuleError(f"{source.location}: no such archive")
+        return archive, str(archive), download.sha256_file(archive), archive.stat().st_size, False
+    if source.kind == "gcs":
+        result = download.copy_gcs(source.location, paths.part, progress=progress)
+    else:
+        result = download.download(source.location, paths.part, progress=progress, description=_label(parsed))
+    return paths.part, result.resolved_url, result.sha256, result.size, result.resumed_from > 0
+
+
+def _label(parsed) -> str:
+    """A short progress-bar label: the alias, or the handle's last two path segments."""
+    return parsed.alias or "/".join(parsed.raw.rstrip("/").split("/")[-2:])
+
+
+def _check_digest(parsed, digest: str, expected: dict[str, str]) -> None:
+    for name, value in expected.items():
+        if digest != value:
+            raise IntegrityError(f"{parsed.raw}: archive sha256 is {digest}, but the {name} sha256 is {value}")
+
+
+def _warn_untrusted(parsed, resolved_url: str, settings) -> None:
+    from .handles import is_trusted_host
+
+    urls = [u for u in (parsed.url, resolved_url) if u and "://" in u]
+    hosts = sorted({urllib.parse.urlsplit(u).netloc for u in urls if not is_trusted_host(u, settings)})
+    if hosts:
+        console.warn(
+            f"{parsed.raw} comes from {', '.join(hosts)}, which is not a trusted host; modules are runnable code "
+            "(add the host to trusted_hosts in the config file if you trust it)"
+        )
+
+
+def _extract_and_install(parsed, source: _Source, paths, archive: Path, resolved_url, digest, size):
+    from .archive import extract_module_archive
+
+    temp = paths.scratch_dir("tmp")
+    manifest = extract_module_archive(archive, temp)
+    record = {
+        "handle": parsed.raw,
+        "cache_key": parsed.cache_key,
+        "kind": parsed.kind,
+        "source_url": source.location,
+        "resolved_url": resolved_url,
+        "sha256": digest,
+        "size": size,
+    }
+    try:
+        entry = cache.install_entry(paths, temp, manifest, record)
+    except BaseException:
+        import shutil
+
+        shutil.rmtree(temp, ignore_errors=True)
+        raise
+    if archive == paths.part:
+        archive.unlink(missing_ok=True)
+    return entry
+
+
+def _record_in_lockfile(lockfile, key: str, digest: str | None) -> None:
+    from .lock import FileLock
+    from .lockfile import Lockfile
+
+    if digest is None:
+        raise IntegrityError(f"{key} was cached by tensorflow_hub without a sha256; `hubcli pull --force --update-lock` records one")
+    path = Path(lockfile) if lockfile else Lockfile.load().path
+    # Concurrent `pull --update-lock` runs must not lose each other's entries.
+    with FileLock(path.with_name(path.name + ".writing"), description=str(path), timeout=60):
+        lock = Lockfile.load(path)
+        lock.set(key, digest)
+        lock.save()
+
+
+def _require_module_dir(path: Path) -> None:
+    if not any((path / marker).is_file() for marker in ("saved_model.pb", "saved_model.pbtxt")) and not any(
+        path.glob("*.keras")
+    ):
+        raise InvalidModuleError(f"{path} is not a module directory: no saved_model.pb or saved_model.pbtxt")
+
+
+class _CallableModule(types.ModuleType):
+    """Lets ``hubcli.pull(...)`` work after ``import hubcli.pull``.
+
+    Importing the submodule rebinds the package attribute ``hubcli.pull`` from
+    the function to this module; calling the module calls the function, so
+    both spellings keep working whatever was imported first.
+    """
+
+    def __call__(self, *args, **kwargs) -> PullResult:
+        return pull(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -1,0 +1,115 @@
+"""The cross-process cache lock: exclusion, fast takeover from dead holders, heartbeats."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from hubcli import lock as lockmod
+from hubcli.lock import FileLock, LockTimeoutError, holder_is_alive, process_start_time, read_owner
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def _write_lock(path, **fields):
+    path.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid(), **fields}))
+
+
+def test_lock_excludes_a_second_holder_until_released(tmp_path):
+    path = tmp_path / "x.lock"
+    with FileLock(path):
+        assert path.exists() and read_owner(path).pid == os.getpid()
+        with pytest.raises(LockTimeoutError, match=f"pid {os.getpid()}"):
+            FileLock(path, timeout=0.5).acquire()
+    assert not path.exists()
+    with FileLock(path, timeout=0.5):
+        pass
+
+
+def test_dead_holder_on_this_host_is_taken_over(tmp_path):
+    path = tmp_path / "x.lock"
+    _write_lock(path, pid=_dead_pid(), process_start="1")
+    assert not holder_is_alive(path)
+    waits = []
+    with FileLock(path, timeout=5, on_wait=waits.append):
+        assert read_owner(path).pid == os.getpid()
+    assert waits == []  # Judged dead at the first look; nobody waited.
+
+
+def test_tensorflow_hub_lock_of_a_dead_process_is_taken_over(tmp_path):
+    path = tmp_path / "x.lock"
+    path.write_text(f"{socket.gethostname()}.{_dead_pid()}.0123456789abcdef")  # tensorflow_hub's format
+    owner = read_owner(path)
+    assert owner.host == socket.gethostname()
+    assert not holder_is_alive(path)
+    with FileLock(path, timeout=5):
+        pass
+
+
+def test_live_tensorflow_hub_lock_is_respected(tmp_path):
+    path = tmp_path / "x.lock"
+    path.write_text(f"{socket.gethostname()}.{os.getpid()}.0123456789abcdef")
+    assert holder_is_alive(path)
+    with pytest.raises(LockTimeoutError):
+        FileLock(path, timeout=0.3).acquire()
+
+
+def test_recycled_pid_is_not_the_holder(tmp_path):
+    if process_start_time(os.getpid()) is None:
+        pytest.skip("no /proc: process start times unavailable")
+    path = tmp_path / "x.lock"
+    _write_lock(path, process_start="1")  # Our pid, but a process that started at boot tick 1.
+    assert not holder_is_alive(path)
+
+
+def test_holder_on_another_host_is_stale_only_without_heartbeat(tmp_path):
+    path = tmp_path / "x.lock"
+    _write_lock(path, host="some-other-host.example", pid=1)
+    assert holder_is_alive(path, stale_after=60)
+    with pytest.raises(LockTimeoutError, match="some-other-host"):
+        FileLock(path, timeout=0.3, stale_after=60).acquire()
+    old = time.time() - 120
+    os.utime(path, (old, old))
+    assert not holder_is_alive(path, stale_after=60)
+    with FileLock(path, timeout=5, stale_after=60):
+        assert read_owner(path).host == socket.gethostname()
+
+
+def test_holder_heartbeat_refreshes_the_lock(tmp_path, monkeypatch):
+    monkeypatch.setattr(lockmod, "HEARTBEAT_INTERVAL", 0.05)
+    path = tmp_path / "x.lock"
+    with FileLock(path):
+        old = time.time() - 1000
+        os.utime(path, (old, old))
+        deadline = time.monotonic() + 10
+        while path.stat().st_mtime == old and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert path.stat().st_mtime > old
+
+
+def test_release_keeps_a_lock_that_is_no_longer_ours(tmp_path):
+    path = tmp_path / "x.lock"
+    held = FileLock(path)
+    held.acquire()
+    _write_lock(path, token="someone-else")  # As if our lock had been broken and retaken.
+    held.release()
+    assert path.exists()
+
+
+def test_garbled_lock_expires_by_age(tmp_path):
+    path = tmp_path / "x.lock"
+    path.write_text("")  # A writer that died between create and write.
+    assert holder_is_alive(path, stale_after=60)
+    old = time.time() - 120
+    os.utime(path, (old, old))
+    assert not holder_is_alive(path, stale_after=60)
