@@ -147,7 +147,7 @@ def publish(module_dir: Path, recipe: ModuleRecipe, registry_dir: Path, metadata
     from hubcli import registry
     from hubcli.errors import NotFoundError
     from hubcli.publish import export_module
-    from hubcli.publish import publish as publish_archive
+    from hubcli.publish import publish_module
 
     handle = f"{recipe.registry_path}/{recipe.version}"
     try:
@@ -165,7 +165,7 @@ def publish(module_dir: Path, recipe: ModuleRecipe, registry_dir: Path, metadata
             license=metadata.get("licence", {}).get("spdx"),
             description=metadata.get("description"),
         )
-        publish_archive(packed.archive, str(registry_dir))
+        publish_module(packed.archive, str(registry_dir))
     return f"published as {handle}"
 
 

@@ -6,7 +6,7 @@ sentences are the UCI IMDB ones when ``../shared`` has them, else the
 agreement test's reference sentences.
 
 Example:
-    .venv/bin/python -m benchmarks.minilm_throughput --batch-size 32
+    .venv/bin/python -m benchmarks.bench_minilm --batch-size 32
 """
 
 from __future__ import annotations

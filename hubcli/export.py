@@ -1,0 +1,369 @@
+"""``hubcli export``: a trained run leaves as a SavedModel, a TFLite model or a ``.keras`` file.
+
+Every export is checked before it is called good: the artifact, loaded back
+from disk, runs on the run's sample inputs (``representative.npz``) next to the
+run's own serving model (``<run>/model``, ``serving_default``), and hubcli
+reports the top-1 agreement and the largest absolute difference between their
+probabilities. Below ``min_agreement`` the export fails with
+:class:`~hubcli.errors.ExportError`.
+
+Nothing half-checked is ever at the requested path: the artifact is written
+under a temporary name beside it and renamed into place only after it passes.
+An artifact that fails the check is kept as ``<output>.rejected`` so it can be
+examined, and the error names that path.
+
+Formats:
+
+- ``savedmodel``: a copy of the run's serving model with all its signatures
+  (``serving_default`` on float images or strings, ``serve_bytes`` on encoded
+  images). For images the check also feeds the samples as PNG bytes through
+  ``serve_bytes``.
+- ``tflite``: converted from the run's Keras model; see
+  :mod:`hubcli.tflite_export` for the quantisation modes. ``labels.txt`` is
+  written beside the ``.tflite`` file and the labels are embedded in it.
+- ``keras``: the run's ``model.keras``, which must reference no custom
+  objects other than hubcli's own ``HubLayer``.
+
+Example:
+    >>> result = export_run("runs/flowers", "tflite", quantize="int8")  # doctest: +SKIP
+    >>> result.path.name, result.agreement.top1_agreement >= 0.99  # doctest: +SKIP
+    ('model_int8.tflite', True)
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+import numpy as np
+
+from .errors import ExportError, NotFoundError, UsageError
+
+FORMATS = ("savedmodel", "tflite", "keras")
+DEFAULT_MIN_AGREEMENT = 0.99
+#: Enough samples for a stable agreement figure without slowing the export down.
+_MAX_CHECK_SAMPLES = 200
+_BATCH = 32
+
+
+@dataclass(frozen=True)
+class Run:
+    """The parts of a run directory an export reads (see the brief's run contract)."""
+
+    path: Path
+    task: str
+    labels: list[str]
+    image_size: tuple[int, int] | None
+    #: File name of the representative inputs inside the run, or None.
+    representative: str | None
+
+    def samples(self, limit: int = _MAX_CHECK_SAMPLES) -> np.ndarray | None:
+        """Up to ``limit`` representative inputs as the model takes them (float images or str objects)."""
+        if not self.representative:
+            return None
+        sample_file = self.path / self.representative
+        if not sample_file.is_file():
+            raise NotFoundError(f"run {self.path} lists {self.representative} but the file is missing")
+        with np.load(sample_file, allow_pickle=False) as data:
+            samples = data["inputs"][:limit]
+        return samples.astype(object) if samples.dtype.kind == "U" else samples
+
+    @property
+    def serving_model(self) -> Path:
+        return self.path / "model"
+
+    @property
+    def keras_model(self) -> Path:
+        return self.path / "model.keras"
+
+
+def open_run(path: str | os.PathLike) -> Run:
+    """Read a run directory; ``path`` may also be its ``model/`` or ``model.keras``.
+
+    Example:
+        >>> run = open_run("runs/flowers/model.keras")  # doctest: +SKIP
+        >>> run.path.name, run.labels[:2]  # doctest: +SKIP
+        ('flowers', ['daisy', 'dandelion'])
+    """
+    given = Path(path)
+    if not given.exists():
+        raise NotFoundError(f"no run or model at {given}")
+    run_dir = given if given.is_dir() and (given / "run.json").is_file() else given.parent
+    run_file = run_dir / "run.json"
+    if not run_file.is_file():
+        raise NotFoundError(f"{given} is not a hubcli run directory (no run.json); give the directory retrain-images or classify-text wrote")
+    try:
+        meta = json.loads(run_file.read_text(encoding="utf-8"))
+        task, labels = meta["task"], list(meta["labels"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise ExportError(f"{run_file} is damaged: {err}") from None
+    size = meta.get("image_size")
+    return Run(run_dir, task, labels, tuple(size) if size else None, meta.get("representative"))
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """How closely an exported artifact reproduces the original model's probabilities."""
+
+    samples: int
+    top1_agreement: float
+    max_abs_diff: float
+
+    def to_json(self) -> dict:
+        return {"samples": self.samples, "top1_agreement": round(self.top1_agreement, 6), "max_abs_diff": float(f"{self.max_abs_diff:.3g}")}
+
+
+def compare_probabilities(reference: np.ndarray, candidate: np.ndarray) -> Agreement:
+    """Top-1 agreement and max |difference| of two [n, classes] probability arrays.
+
+    Example:
+        >>> compare_probabilities(np.array([[0.9, 0.1], [0.4, 0.6]]), np.array([[0.8, 0.2], [0.6, 0.4]]))
+        Agreement(samples=2, top1_agreement=0.5, max_abs_diff=0.19999999999999996)
+    """
+    if reference.shape != candidate.shape:
+        raise ExportError(f"exported model returns shape {candidate.shape[1:]}, the original {reference.shape[1:]}")
+    same = np.argmax(reference, axis=1) == np.argmax(candidate, axis=1)
+    return Agreement(len(reference), float(same.mean()), float(np.max(np.abs(reference - candidate))))
+
+
+@dataclass
+class ExportResult:
+    """What was written and how well it agrees with the run's own model."""
+
+    format: str
+    path: Path
+    size_bytes: int
+    quantize: str | None
+    min_agreement: float
+    checks: dict[str, Agreement]
+    labels_path: Path | None = None
+    details: dict = field(default_factory=dict)
+
+    @property
+    def agreement(self) -> Agreement:
+        """The worst of the checks (the figure the threshold applies to)."""
+        return min(self.checks.values(), key=lambda a: (a.top1_agreement, -a.max_abs_diff))
+
+    def to_json(self) -> dict:
+        return {
+            "format": self.format,
+            "path": str(self.path),
+            "size_bytes": self.size_bytes,
+            "quantize": self.quantize,
+            "labels_path": str(self.labels_path) if self.labels_path else None,
+            "min_agreement": self.min_agreement,
+            "agreement": self.agreement.to_json(),
+            "checks": {name: check.to_json() for name, check in self.checks.items()},
+            **self.details,
+        }
+
+
+def default_output(run: Run, format: str, quantize: str = "none") -> Path:
+    """``<run>/export/saved_model``, ``.../model.tflite`` (``model_<quantize>.tflite``) or ``.../model.keras``."""
+    export_dir = run.path / "export"
+    if format == "savedmodel":
+        return export_dir / "saved_model"
+    if format == "keras":
+        return export_dir / "model.keras"
+    return export_dir / ("model.tflite" if quantize == "none" else f"model_{quantize}.tflite")
+
+
+def export_run(
+    run_or_model: str | os.PathLike,
+    format: str,
+    output: str | os.PathLike | None = None,
+    quantize: str = "none",
+    min_agreement: float = DEFAULT_MIN_AGREEMENT,
+    overwrite: bool = False,
+) -> ExportResult:
+    """Export a run as ``format`` and check it against the run's serving model."""
+    from .tflite_export import QUANTIZE_MODES
+
+    if format not in FORMATS:
+        raise UsageError(f"unknown export format {format!r}; choose one of {', '.join(FORMATS)}")
+    if quantize not in QUANTIZE_MODES:
+        raise UsageError(f"unknown quantisation {quantize!r}; choose one of {', '.join(QUANTIZE_MODES)}")
+    if quantize != "none" and format != "tflite":
+        raise UsageError("--quantize applies to --format tflite only")
+    if not 0.0 <= min_agreement <= 1.0:
+        raise UsageError("--min-agreement must be between 0 and 1")
+    run = open_run(run_or_model)
+    samples = run.samples()
+    if samples is None:
+        reason = "int8 quantisation needs its representative data" if quantize == "int8" else "hubcli needs sample inputs to check the export"
+        raise ExportError(f"run {run.path} has no representative.npz: {reason}")
+    target = Path(output) if output else default_output(run, format, quantize)
+    if target.exists() and not overwrite:
+        raise UsageError(f"{target} already exists; remove it, choose another --output, or pass --overwrite")
+    suffix = {"tflite": ".tflite", "keras": ".keras"}.get(format)
+    if suffix and target.suffix != suffix:
+        raise UsageError(f"--output for --format {format} must end in {suffix}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+
+    from .training import ServingModel
+
+    # The reference is computed exactly as evaluate and predict compute a run's answers.
+    reference = ServingModel(run).probabilities(samples)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        candidate = staging / target.name
+        exporter = {"savedmodel": _export_savedmodel, "tflite": _export_tflite, "keras": _export_keras}[format]
+        checks, details = exporter(run, samples, candidate, reference, quantize)
+        result = ExportResult(format, target, _size(candidate), quantize if format == "tflite" else None, min_agreement, checks, details=details)
+        if result.agreement.top1_agreement < min_agreement:
+            rejected = target.with_name(target.name + ".rejected")
+            _replace(candidate, rejected)
+            worst = result.agreement
+            raise ExportError(
+                f"{format} export agrees with the original on only {worst.top1_agreement:.1%} of {worst.samples} samples "
+                f"(max prob. diff {worst.max_abs_diff:.3g}; need {min_agreement:.1%}); kept as {rejected} for inspection"
+            )
+        if format == "tflite":
+            result.labels_path = target.parent / "labels.txt"
+            _write_text_atomic(result.labels_path, "\n".join(run.labels) + "\n")
+        _replace(candidate, target)
+        return result
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+# -- formats -------------------------------------------------------------------------
+
+
+def _export_savedmodel(run: Run, samples: np.ndarray, candidate: Path, reference: np.ndarray, quantize: str):
+    import tensorflow as tf
+
+    shutil.copytree(run.serving_model, candidate)
+    loaded = tf.saved_model.load(str(candidate))
+    checks = {"serving_default": compare_probabilities(reference, _signature_probabilities(loaded, "serving_default", samples))}
+    if run.task == "image":
+        encoded = _png_bytes(samples)
+        checks["serve_bytes"] = compare_probabilities(reference, _signature_probabilities(loaded, "serve_bytes", encoded))
+    return checks, {"signatures": sorted(loaded.signatures)}
+
+
+def _export_keras(run: Run, samples: np.ndarray, candidate: Path, reference: np.ndarray, quantize: str):
+    import keras
+
+    from . import layer  # noqa: F401 - registers hubcli>HubLayer, the one custom object allowed
+
+    if not run.keras_model.is_file():
+        raise ExportError(f"run {run.path} has no model.keras to export")
+    shutil.copyfile(run.keras_model, candidate)
+    foreign = _custom_objects(candidate)
+    if foreign:
+        raise ExportError(f"{run.keras_model} needs custom objects other than hubcli's HubLayer: {', '.join(foreign)}")
+    model = keras.models.load_model(candidate)
+    probabilities = _predict_keras(model, samples)
+    return {"keras": compare_probabilities(reference, probabilities)}, {}
+
+
+def _export_tflite(run: Run, samples: np.ndarray, candidate: Path, reference: np.ndarray, quantize: str):
+    import keras
+
+    from . import layer  # noqa: F401 - registers hubcli>HubLayer for load_model
+    from .tflite_export import convert_keras_model, embed_labels, run_tflite
+
+    if not run.keras_model.is_file():
+        raise ExportError(f"run {run.path} has no model.keras to convert")
+    model = keras.models.load_model(run.keras_model)
+    flatbuffer, details = convert_keras_model(model, quantize, representative=samples)
+    candidate.write_bytes(embed_labels(flatbuffer, run.labels))
+    probabilities = run_tflite(candidate.read_bytes(), samples)
+    return {"tflite": compare_probabilities(reference, probabilities)}, {"tflite": details}
+
+
+# -- helpers -------------------------------------------------------------------------
+
+
+def _signature_probabilities(loaded, signature: str, inputs: np.ndarray) -> np.ndarray:
+    """Run one signature of an exported SavedModel over ``inputs`` in batches; returns its probabilities.
+
+    (The run's own model goes through ``training.ServingModel``, which also loads the op
+    libraries; by the time an export is checked they are loaded.)
+    """
+    import tensorflow as tf
+
+    if signature not in loaded.signatures:
+        raise ExportError(f"the exported model has no {signature!r} signature (it has {', '.join(sorted(loaded.signatures)) or 'none'})")
+    function = loaded.signatures[signature]
+    (input_name,) = function.structured_input_signature[1]
+    outputs = []
+    for start in range(0, len(inputs), _BATCH):
+        batch = tf.constant(inputs[start : start + _BATCH])
+        outputs.append(function(**{input_name: batch})["probabilities"].numpy())
+    return np.concatenate(outputs)
+
+
+def _predict_keras(model, inputs: np.ndarray) -> np.ndarray:
+    import tensorflow as tf
+
+    return np.concatenate(
+        [np.asarray(model(tf.constant(inputs[s : s + _BATCH]), training=False)) for s in range(0, len(inputs), _BATCH)]
+    )
+
+
+def _png_bytes(images: np.ndarray) -> np.ndarray:
+    """Encode float [0, 1] images as PNG, lossless up to the 8-bit rounding every photo has."""
+    from PIL import Image
+
+    encoded = []
+    for image in images:
+        buffer = io.BytesIO()
+        Image.fromarray(np.clip(np.round(image * 255.0), 0, 255).astype(np.uint8)).save(buffer, format="PNG")
+        encoded.append(buffer.getvalue())
+    return np.array(encoded, dtype=object)
+
+
+def _custom_objects(keras_file: Path) -> list[str]:
+    """Registered names in a .keras config that are neither Keras' own nor ``hubcli>...``."""
+    with zipfile.ZipFile(keras_file) as archive:
+        config = json.loads(archive.read("config.json"))
+    found: set[str] = set()
+
+    def walk(node):
+        if isinstance(node, dict):
+            if "class_name" in node:
+                module, registered = str(node.get("module") or ""), str(node.get("registered_name") or "")
+                ours = registered.startswith("hubcli>")
+                # Keras' own objects live in keras.* modules; registered custom ones are "package>Name".
+                if not ours and ((module and not module.startswith("keras")) or (not module and ">" in registered)):
+                    found.add(registered or f"{module}.{node['class_name']}")
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(config)
+    return sorted(found)
+
+
+def _size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def _replace(source: Path, target: Path) -> None:
+    """Move ``source`` to ``target``, replacing a file or directory that is there."""
+    if target.is_dir() and not target.is_symlink():
+        # os.replace cannot replace a non-empty directory: move the old one aside first.
+        old = target.with_name(f".{target.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(target, old)
+        os.replace(source, target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(source, target)
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, path)

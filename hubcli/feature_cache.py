@@ -1,0 +1,108 @@
+"""On-disk cache of frozen-module features: the reason a re-run costs seconds.
+
+A feature depends only on (module content, example content, preprocessing),
+so that triple is its key; data paths, labels, splits and head settings are
+not. Re-runs, other heads and hyper-parameter sweeps over the same module
+therefore never run the module again for an example they have seen.
+
+Layout, under ``<cache dir>/features/`` (beside the modules)::
+
+    <module content digest[:32]>/<sha1(preprocessing)[:16]>/   (hubcli.inspection.content_digest)
+        preprocessing.txt              the preprocessing id, for people
+        shard-<uuid>.npy               float32 [n, dim] features
+        shard-<uuid>.keys              n lines: the example keys, row order
+
+A shard is written to a temporary name and renamed; its ``.keys`` file is
+renamed last, so readers (other runs, concurrently) only ever see complete
+shards, and an interrupted extraction keeps the shards it finished.
+
+Example:
+    >>> cache = FeatureCache(Path("/tmp/features"), content_digest(module_dir), "image-v1-224x224")  # doctest: +SKIP
+    >>> cache.put(["k1", "k2"], np.zeros((2, 1280), np.float32))  # doctest: +SKIP
+    >>> found, missing = cache.get(["k1", "k3"])  # doctest: +SKIP
+    >>> sorted(found), missing  # doctest: +SKIP
+    (['k1'], ['k3'])
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+def features_root(cache_dir: str | os.PathLike) -> Path:
+    """Where features live for a module cache directory (``hubcli.Settings.cache_dir``)."""
+    return Path(cache_dir) / "features"
+
+
+def _write_atomically(path: Path, write) -> None:
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with temporary.open("wb") as handle:
+            write(handle)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+class FeatureCache:
+    """Features of one (module, preprocessing) pair, keyed by example content keys."""
+
+    def __init__(self, root: str | os.PathLike, module_digest: str, preprocessing: str):
+        # Digests may carry an algorithm prefix ("sha256:..."); the directory name is hex only.
+        self.directory = Path(root) / module_digest.split(":")[-1][:32] / hashlib.sha1(preprocessing.encode()).hexdigest()[:16]
+        self.preprocessing = preprocessing
+        self._index: dict[str, tuple[str, int]] | None = None
+
+    def _load_index(self) -> dict[str, tuple[str, int]]:
+        if self._index is None:
+            self._index = {}
+            if self.directory.is_dir():
+                for keys_file in sorted(self.directory.glob("shard-*.keys")):
+                    shard = keys_file.with_suffix(".npy").name
+                    for row, key in enumerate(keys_file.read_text("utf-8").splitlines()):
+                        self._index[key] = (shard, row)
+        return self._index
+
+    def __len__(self) -> int:
+        return len(self._load_index())
+
+    def get(self, keys: Sequence[str]) -> tuple[dict[str, np.ndarray], list[str]]:
+        """Features found (key -> vector) and the keys that are missing, in input order."""
+        index = self._load_index()
+        by_shard: dict[str, list[tuple[str, int]]] = {}
+        missing = []
+        for key in dict.fromkeys(keys):
+            location = index.get(key)
+            if location is None:
+                missing.append(key)
+            else:
+                by_shard.setdefault(location[0], []).append((key, location[1]))
+        found = {}
+        for shard, entries in by_shard.items():
+            matrix = np.load(self.directory / shard, mmap_mode="r")
+            rows = np.asarray([row for _, row in entries])
+            values = np.asarray(matrix[rows], dtype=np.float32)
+            found.update((key, values[i]) for i, (key, _) in enumerate(entries))
+        return found, missing
+
+    def put(self, keys: Sequence[str], features: np.ndarray) -> None:
+        """Store one shard: the .npy first, then its .keys, each via a rename."""
+        if len(keys) == 0:
+            return
+        features = np.asarray(features, dtype=np.float32)
+        if features.shape[0] != len(keys):
+            raise ValueError(f"{len(keys)} keys for {features.shape[0]} feature rows")
+        self.directory.mkdir(parents=True, exist_ok=True)
+        note = self.directory / "preprocessing.txt"
+        if not note.exists():
+            _write_atomically(note, lambda h: h.write(self.preprocessing.encode("utf-8") + b"\n"))
+        stem = f"shard-{uuid.uuid4().hex}"
+        _write_atomically(self.directory / f"{stem}.npy", lambda h: np.save(h, features))
+        _write_atomically(self.directory / f"{stem}.keys", lambda h: h.write("".join(f"{k}\n" for k in keys).encode("utf-8")))
+        index = self._load_index()
+        index.update((key, (f"{stem}.npy", row)) for row, key in enumerate(keys))

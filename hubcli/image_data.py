@@ -1,0 +1,405 @@
+"""Image datasets (class folders, pre-split folders, TFDS) and the image Modality.
+
+Reading is forgiving about what photo folders really contain:
+
+- JPEG, PNG, GIF (first frame), BMP and WebP, by file suffix; hidden files and
+  folders and other files are ignored;
+- EXIF orientation is applied; grayscale, CMYK, palette, alpha and 16-bit
+  images become 8-bit RGB (alpha is dropped, as TensorFlow's decoders do);
+- a corrupt or truncated file is skipped and named in one warning;
+- the same picture filed under two classes is reported.
+
+Pixels follow the hub convention: float32 in [0, 1], resized to the module's
+input size. In memory and in the feature cache's key they are uint8.
+
+Example:
+    >>> data = load_image_folder("flowers/", validation_split=0.1, test_split=0.1)  # doctest: +SKIP
+    >>> data.labels, data.sizes()  # doctest: +SKIP
+    (['daisy', 'dandelion', 'roses', 'sunflowers', 'tulips'], {'train': 398, 'validation': 52, 'test': 50})
+    >>> modality = ImageModality((224, 224))  # doctest: +SKIP
+    >>> pixels = decode_image(Path("flowers/daisy/1.jpg").read_bytes(), (224, 224))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from itertools import islice
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from . import console
+from .errors import DataError, InvalidModuleError, NotFoundError, UsageError
+from .splits import Example, LabeledData
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".gif", ".bmp", ".webp"})
+#: Folder names of a dataset that arrives split, by the split they hold.
+SPLIT_FOLDERS = {"train": "train", "val": "validation", "valid": "validation", "validation": "validation", "test": "test"}
+#: Bumped whenever decode_image could produce different pixels for the same file.
+DECODER_VERSION = 1
+#: Representative inputs kept for int8 calibration (float images are large; 100 calibrate well).
+REPRESENTATIVE_IMAGES = 100
+
+
+def _visible(path: Path) -> bool:
+    return not path.name.startswith(".")
+
+
+def _image_files(folder: Path) -> list[Path]:
+    """Image files under ``folder`` (recursively), skipping hidden files and folders, sorted."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        found.extend(
+            Path(dirpath) / name
+            for name in sorted(filenames)
+            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_SUFFIXES
+        )
+    return found
+
+
+def _class_folders(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_dir() and _visible(p))
+
+
+def scan_image_folder(root: str | os.PathLike) -> tuple[list[str], list[Example]]:
+    """Class names and examples of ``root/<class>/...`` or ``root/{train,val,test}/<class>/...``.
+
+    Keys are paths relative to ``root`` (posix), the split hash's input.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise NotFoundError(f"dataset folder {root} does not exist")
+    subfolders = _class_folders(root)
+    split_folders = [p for p in subfolders if p.name.lower() in SPLIT_FOLDERS]
+    if split_folders and any(p.name.lower() == "train" for p in split_folders):
+        # A pre-split dataset: classes come from train/, the other splits must use the same names.
+        sources = [(p, SPLIT_FOLDERS[p.name.lower()]) for p in split_folders]
+        labels = [p.name for p in _class_folders(root / next(p.name for p in split_folders if p.name.lower() == "train"))]
+    else:
+        sources = [(root, None)]
+        labels = [p.name for p in subfolders]
+    index = {name: i for i, name in enumerate(labels)}
+    examples = []
+    for folder, split in sources:
+        for class_folder in _class_folders(folder):
+            if class_folder.name not in index:
+                raise DataError(f"{class_folder.relative_to(root)}: class {class_folder.name!r} is not in train/")
+            for path in _image_files(class_folder):
+                examples.append(Example(path.relative_to(root).as_posix(), index[class_folder.name], path, split))
+    if not labels:
+        raise DataError(f"{root} has no class folders; expected {root}/<class name>/<images>")
+    return labels, examples
+
+
+def content_hash(data: bytes) -> str:
+    """The cache identity of an image: sha256 of its encoded bytes."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def read_source(source) -> bytes:
+    """Encoded bytes of an example's source (a path, or bytes already in memory)."""
+    return source if isinstance(source, bytes) else Path(source).read_bytes()
+
+
+def report_duplicates(examples: Sequence[Example], hashes: dict[str, str]) -> list[tuple[str, str]]:
+    """Pairs of keys with the same content but different classes; warns once about them."""
+    first_seen: dict[str, Example] = {}
+    clashes = []
+    for example in examples:
+        digest = hashes[example.key]
+        other = first_seen.setdefault(digest, example)
+        if other is not example and other.label != example.label:
+            clashes.append((other.key, example.key))
+    if clashes:
+        shown = "; ".join(f"{a} = {b}" for a, b in clashes[:5])
+        more = f" (and {len(clashes) - 5} more)" if len(clashes) > 5 else ""
+        console.warn(f"{len(clashes)} image(s) appear in more than one class: {shown}{more}")
+    return clashes
+
+
+def load_image_folder(root, validation_split: float = 0.1, test_split: float = 0.1) -> LabeledData:
+    """Scan a class-folder (or pre-split) dataset and assign stable splits."""
+    labels, examples = scan_image_folder(root)
+    return LabeledData.from_examples(labels, examples, validation_split, test_split, origin=str(root))
+
+
+def load_tfds(name: str, validation_split: float = 0.1, test_split: float = 0.1, data_dir=None) -> LabeledData:
+    """A TFDS image-classification dataset, with its own splits where it has them.
+
+    Images stay encoded (``SkipDecoding``) so they decode, hash and cache like files.
+    """
+    import tensorflow_datasets as tfds
+
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+        builder.download_and_prepare()
+    except Exception as err:  # noqa: BLE001 - TFDS raises many unrelated types for "cannot get it"
+        raise DataError(f"cannot load TFDS dataset {name!r}: {err}") from None
+    features = builder.info.features
+    image_key = next((k for k, f in features.items() if isinstance(f, tfds.features.Image)), None)
+    label_key = next((k for k, f in features.items() if isinstance(f, tfds.features.ClassLabel)), None)
+    if image_key is None or label_key is None:
+        raise DataError(f"TFDS dataset {name!r} has no image and class-label features")
+    labels = list(features[label_key].names)
+    examples = []
+    for split_name in builder.info.splits:
+        split = {"train": "train", "validation": "validation", "test": "test"}.get(split_name)
+        if split is None:
+            continue
+        dataset = builder.as_dataset(split=split_name, decoders={image_key: tfds.decode.SkipDecoding()})
+        for position, record in enumerate(tfds.as_numpy(dataset)):
+            examples.append(Example(f"{split_name}/{position}", int(record[label_key]), bytes(record[image_key]), split))
+    return LabeledData.from_examples(labels, examples, validation_split, test_split, origin=f"tfds:{name}")
+
+
+def _to_rgb(image):
+    """8-bit RGB from any PIL mode; 16-bit and float grayscale are rescaled, not clipped."""
+    from PIL import Image
+
+    if image.mode in ("I", "F") or image.mode.startswith("I;16"):
+        values = np.asarray(image, dtype=np.float64)
+        if image.mode == "F":
+            top = max(float(values.max()), 1e-12)
+        else:
+            top = 65535.0 if values.max() > 255 else 255.0
+        gray = np.clip(values / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(gray, "L").convert("RGB")
+    if image.mode == "P" and "transparency" in image.info:
+        # Palette transparency must go through RGBA, or PIL warns and may pick the wrong colour.
+        image = image.convert("RGBA")
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def decode_image(data: bytes, size: tuple[int, int]) -> np.ndarray:
+    """Encoded bytes -> uint8 [h, w, 3] RGB at ``size`` (EXIF-rotated, first frame).
+
+    Raises ``ValueError`` (or PIL's ``OSError``) for corrupt or truncated data.
+    """
+    from PIL import Image, ImageOps
+
+    height, width = size
+    with Image.open(io.BytesIO(data)) as image:
+        if image.format == "JPEG":
+            # Let libjpeg decode at a reduced scale when the photo is much larger than needed.
+            image.draft("RGB", (width, height))
+        image.seek(0)
+        image.load()
+        image = ImageOps.exif_transpose(image)
+        image = _to_rgb(image)
+        if image.size != (width, height):
+            image = image.resize((width, height), Image.BILINEAR)
+        return np.asarray(image, dtype=np.uint8)
+
+
+class ImageModality:
+    """The image side of the training core (see hubcli.training for the interface)."""
+
+    task = "image"
+    supports_augmentation = True
+    representative_limit = REPRESENTATIVE_IMAGES
+
+    def __init__(self, image_size: Sequence[int], workers: int | None = None):
+        self.image_size = (int(image_size[0]), int(image_size[1]))
+        self.preprocessing = f"image-v{DECODER_VERSION}-{self.image_size[0]}x{self.image_size[1]}-pil-bilinear-exif"
+        # Decoding releases the GIL inside PIL; more threads than cores keeps the module fed.
+        self.workers = workers or min(16, 2 * (os.cpu_count() or 2))
+        self.failures: list[tuple[str, str]] = []
+        self._hashes: dict[str, str] = {}
+
+    def content_hash(self, example: Example) -> str:
+        digest = self._hashes.get(example.key)
+        if digest is None:
+            digest = self._hashes[example.key] = content_hash(read_source(example.source))
+        return digest
+
+    def _decode(self, example: Example):
+        try:
+            return decode_image(read_source(example.source), self.image_size)
+        except Exception as err:  # noqa: BLE001 - PIL raises many types for damaged files
+            return f"{type(err).__name__}: {err}".strip()
+
+    def iter_inputs(self, examples: Sequence[Example], batch_size: int) -> Iterator[tuple[list[int], np.ndarray]]:
+        """Decode in a thread pool that stays a sliding window ahead of the consumer, and batch.
+
+        The window keeps decoders busy while the caller runs the module on the previous
+        batch, so decoding overlaps the forward pass instead of alternating with it.
+        """
+        positions: list[int] = []
+        pixels: list[np.ndarray] = []
+        window = max(2 * batch_size, 2 * self.workers)
+        with ThreadPoolExecutor(self.workers) as pool:
+            upcoming = iter(range(len(examples)))
+            in_flight = deque((i, pool.submit(self._decode, examples[i])) for i in islice(upcoming, window))
+            while in_flight:
+                index, future = in_flight.popleft()
+                result = future.result()
+                for following in islice(upcoming, 1):
+                    in_flight.append((following, pool.submit(self._decode, examples[following])))
+                if isinstance(result, str):
+                    self.failures.append((examples[index].key, result))
+                    continue
+                positions.append(index)
+                pixels.append(result)
+                if len(pixels) == batch_size:
+                    yield positions, np.stack(pixels)
+                    positions, pixels = [], []
+        if pixels:
+            yield positions, np.stack(pixels)
+
+    def model_inputs(self, raw):
+        import tensorflow as tf
+
+        return tf.cast(raw, tf.float32) / 255.0
+
+    def augment(self, raw, seeds):
+        """Flip, crop-zoom (to 80% per side), brightness and contrast; uint8 in and out."""
+        import tensorflow as tf
+
+        height, width = self.image_size
+
+        def one(args):
+            image, seed = args
+            image = tf.image.stateless_random_flip_left_right(image, seed)
+            scale = tf.random.stateless_uniform([], seed + 1, 0.8, 1.0)
+            crop = [tf.cast(scale * height, tf.int32), tf.cast(scale * width, tf.int32), 3]
+            image = tf.image.stateless_random_crop(image, crop, seed + 2)
+            image = tf.image.resize(tf.cast(image, tf.float32), [height, width]) / 255.0
+            image = tf.image.stateless_random_brightness(image, 0.1, seed + 3)
+            image = tf.image.stateless_random_contrast(image, 0.8, 1.2, seed + 4)
+            return tf.cast(tf.round(tf.clip_by_value(image, 0.0, 1.0) * 255.0), tf.uint8)
+
+        return tf.map_fn(one, (raw, seeds), fn_output_signature=tf.TensorSpec([height, width, 3], tf.uint8))
+
+    def keras_input(self):
+        import keras
+
+        return keras.Input((*self.image_size, 3), name="images")
+
+    def build_encoder(self, module, trainable: bool):
+        from .layer import HubLayer
+
+        return HubLayer(module.layer_handle, trainable=trainable, settings=module.settings)
+
+    def serving_signatures(self, model, labels: Sequence[str]) -> dict:
+        import tensorflow as tf
+
+        from .training import classify_outputs
+
+        height, width = self.image_size
+
+        @tf.function(input_signature=[tf.TensorSpec([None, height, width, 3], tf.float32, name="images")])
+        def serving_default(images):
+            return classify_outputs(model(images, training=False), labels)
+
+        # In-graph decoding, so servers need no Python: JPEG/PNG/GIF/BMP/WebP, first frame,
+        # antialiased bilinear resize. Unlike training (PIL) it cannot apply EXIF
+        # orientation; clients should send upright images.
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+        def serve_bytes(image_bytes):
+            def decode(data):
+                image = tf.io.decode_image(data, channels=3, expand_animations=False)
+                image = tf.image.resize(tf.cast(image, tf.float32), [height, width], antialias=True)
+                return tf.clip_by_value(image / 255.0, 0.0, 1.0)
+
+            images = tf.map_fn(decode, image_bytes, fn_output_signature=tf.TensorSpec([height, width, 3], tf.float32))
+            return classify_outputs(model(images, training=False), labels)
+
+        return {"serving_default": serving_default, "serve_bytes": serve_bytes}
+
+    def run_fields(self) -> dict:
+        return {"image_size": list(self.image_size)}
+
+    @classmethod
+    def from_run(cls, run) -> "ImageModality":
+        if not run.image_size:
+            raise DataError(f"run {run.path} records no image_size")
+        return cls(run.image_size)
+
+    def load_evaluation_data(self, path) -> tuple[list[str], list[Example]]:
+        """Every image of a class-folder (or pre-split) dataset, whatever its split."""
+        return scan_image_folder(path)
+
+    def prediction_inputs(self, paths: Sequence[str | os.PathLike]) -> np.ndarray:
+        """Float images in [0, 1] for ``predict``: one clear error for an unreadable file."""
+        images = []
+        for path in paths:
+            path = Path(path)
+            if not path.is_file():
+                raise NotFoundError(f"{path}: no such file")
+            try:
+                images.append(decode_image(path.read_bytes(), self.image_size))
+            except Exception as err:  # noqa: BLE001 - PIL raises many types for damaged files
+                raise DataError(f"{path}: not a readable image ({type(err).__name__}: {err})") from None
+        return np.stack(images).astype(np.float32) / 255.0
+
+
+def parse_image_size(text: str | None) -> tuple[int, int] | None:
+    """``"224"`` or ``"224x192"`` (height x width) -> (h, w)."""
+    if text is None:
+        return None
+    parts = text.lower().replace(",", "x").split("x")
+    try:
+        size = tuple(int(p) for p in parts)
+    except ValueError:
+        size = ()
+    if len(size) not in (1, 2) or min(size) <= 0:
+        raise UsageError(f"--image-size {text!r}: give SIZE or HEIGHTxWIDTH, e.g. 224 or 224x192")
+    return (size[0], size[-1])
+
+
+def module_image_size(info, requested: tuple[int, int] | None, handle: str) -> tuple[int, int]:
+    """The size images are resized to: the module's own, else --image-size; they must agree."""
+    own = tuple(info.image_size) if info.image_size else None
+    if own and requested and own != requested:
+        raise UsageError(f"module {handle} takes {own[0]}x{own[1]} images; --image-size {requested[0]}x{requested[1]} disagrees")
+    size = own or requested
+    if size is None:
+        raise InvalidModuleError(f"module {handle} does not say which image size it takes; pass --image-size HEIGHTxWIDTH")
+    if info.takes_strings:
+        raise InvalidModuleError(f"module {handle} takes strings, not images; use classify-text")
+    return size
+
+
+def retrain_images(
+    data_dir,
+    module_handle: str,
+    settings,
+    config,
+    output=None,
+    overwrite: bool = False,
+    tfds_name: str | None = None,
+    validation_split: float = 0.1,
+    test_split: float = 0.1,
+    image_size: tuple[int, int] | None = None,
+) -> dict:
+    """The library behind ``hubcli retrain-images``: data + module -> a run directory."""
+    from . import training
+
+    if (data_dir is None) == (tfds_name is None):
+        raise UsageError("give a DATA_DIR or --tfds NAME (one of them)")
+    if tfds_name:
+        data = load_tfds(tfds_name, validation_split, test_split)
+        name = tfds_name
+    else:
+        data = load_image_folder(data_dir, validation_split, test_split)
+        name = Path(data_dir).resolve().name
+    module = training.ModuleRef.resolve(module_handle, settings)
+    modality = ImageModality(module_image_size(module.info, image_size, module_handle))
+    if not tfds_name:
+        report_duplicates(data.all_examples(), {e.key: modality.content_hash(e) for e in data.all_examples()})
+    output = training.default_output(name) if output is None else output
+    return training.train(
+        data,
+        modality,
+        module,
+        config,
+        output,
+        overwrite=overwrite,
+        data_config={"validation_split": validation_split, "test_split": test_split},
+    )

@@ -1,0 +1,72 @@
+"""Keep TensorFlow's start-up chatter off the CLI's stderr.
+
+Importing TensorFlow prints C++ log lines (absl's "All log messages before
+absl::InitializeLog()...", "Could not find cuda drivers...") straight to file
+descriptor 2, before ``TF_CPP_MIN_LOG_LEVEL`` takes effect. A command's stderr
+is its user interface (one line on failure), so the CLI installs
+:func:`install` and the first ``import tensorflow`` runs with fd 2 pointed at
+/dev/null. Python exceptions raised by the import are unaffected, and so
+are TF's runtime errors, which reach hubcli as exceptions; the C++ log level
+is 3 because the device probe logs a harmless cuInit ERROR on machines
+without a GPU.
+
+Library users are left alone: only ``hubcli.cli.main`` installs the hook.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.machinery
+import logging
+import os
+import sys
+from contextlib import contextmanager
+
+
+@contextmanager
+def _fd2_to_devnull():
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+class _SilentLoader(importlib.abc.Loader):
+    def __init__(self, loader):
+        self._loader = loader
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module):
+        with _fd2_to_devnull():
+            self._loader.exec_module(module)
+        # TF's Python side logs through these loggers ("WARNING:tensorflow:..."); keep errors only.
+        for name in ("tensorflow", "absl", "h5py"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+
+
+class _QuietTensorFlowFinder(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name != "tensorflow":
+            return None
+        sys.meta_path.remove(self)  # one import only; later lookups go the normal way
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _SilentLoader(spec.loader)
+        return spec
+
+
+def install() -> None:
+    """Silence the first ``import tensorflow`` of this process (no-op if TF is already loaded)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "tensorflow" in sys.modules or any(isinstance(f, _QuietTensorFlowFinder) for f in sys.meta_path):
+        return
+    sys.meta_path.insert(0, _QuietTensorFlowFinder())

@@ -1,0 +1,228 @@
+"""`hubcli export`: every format and quantisation mode on a real run, checked against the run's model."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+
+from hubcli.errors import ExportError, NotFoundError, UsageError
+from tests import synthetic_images
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def image_run(tiny_image_module, tmp_path_factory):
+    """A real retrain-images run on learnable synthetic images (frozen tiny module)."""
+    from hubcli.config import Settings
+    from hubcli.image_data import retrain_images
+    from hubcli.training import TrainConfig
+
+    root = tmp_path_factory.mktemp("export_run")
+    data = synthetic_images.make_image_dataset(root / "data", per_class=12)
+    settings = Settings.load(cache_dir=root / "cache", offline=True)
+    config = TrainConfig(epochs=30, learning_rate=0.05, seed=0)
+    summary = retrain_images(data, str(tiny_image_module), settings, config, output=root / "run")
+    assert summary["accuracy"] >= 0.9, "the fixture run must have learned its classes"
+    return root / "run"
+
+
+@pytest.fixture(scope="module")
+def text_run(tiny_text_module, tmp_path_factory):
+    """A real classify-text run on the tiny hashed bag-of-words module."""
+    from hubcli.config import Settings
+    from hubcli.text_data import classify_text
+    from hubcli.training import TrainConfig
+    from tests import text_corpus
+
+    root = tmp_path_factory.mktemp("export_text_run")
+    data = text_corpus.write_tab_lines(root / "data.txt", text_corpus.corpus(per_class=24))
+    settings = Settings.load(cache_dir=root / "cache", offline=True)
+    summary = classify_text(data, str(tiny_text_module), settings, TrainConfig(epochs=30, learning_rate=0.05), output=root / "run")
+    assert summary["accuracy"] >= 0.9
+    return root / "run"
+
+
+def _copy_run(run, tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("export"))
+    return copy
+
+
+def test_savedmodel_export_keeps_signatures_and_agrees(image_run, tmp_path):
+    import tensorflow as tf
+
+    from hubcli.export import export_run
+
+    target = tmp_path / "served"
+    result = export_run(image_run, "savedmodel", output=target)
+    assert result.path == target and (target / "saved_model.pb").is_file()
+    assert set(tf.saved_model.load(str(target)).signatures) >= {"serving_default", "serve_bytes"}
+    float_check, bytes_check = result.checks["serving_default"], result.checks["serve_bytes"]
+    assert float_check.samples >= 20 and float_check.top1_agreement == 1.0 and float_check.max_abs_diff < 1e-6
+    # PNG bytes carry the samples rounded to 8 bits: tiny differences, the same answers.
+    assert bytes_check.top1_agreement >= 0.99 and bytes_check.max_abs_diff < 0.05
+    document = result.to_json()
+    assert document["agreement"]["top1_agreement"] >= 0.99 and set(document["checks"]) == {"serving_default", "serve_bytes"}
+    assert not list(tmp_path.glob(".served*")), "no staging directory may be left behind"
+
+
+def test_keras_export_loads_with_only_hubcli_layer(image_run, tmp_path):
+    import keras
+
+    import hubcli.layer  # noqa: F401 - the one registration load_model may rely on
+    from hubcli.export import export_run
+
+    result = export_run(image_run, "keras", output=tmp_path / "model.keras")
+    with zipfile.ZipFile(result.path) as archive:
+        config = archive.read("config.json").decode()
+    assert '"hubcli>HubLayer"' in config
+    model = keras.models.load_model(result.path)  # no custom_objects
+    samples = np.load(image_run / "representative.npz")["inputs"][:8]
+    assert model(samples).shape == (8, 3)
+    assert result.checks["keras"].top1_agreement == 1.0 and result.checks["keras"].max_abs_diff < 1e-5
+
+
+def test_keras_export_refuses_foreign_custom_objects(image_run, tmp_path):
+    import keras
+
+    from hubcli.export import export_run
+
+    @keras.saving.register_keras_serializable(package="acme")
+    class Doubling(keras.layers.Layer):
+        def call(self, inputs):
+            return inputs * 2.0
+
+    run = _copy_run(image_run, tmp_path)
+    inputs = keras.Input((32, 32, 3))
+    outputs = keras.layers.Dense(3, activation="softmax")(keras.layers.Flatten()(Doubling()(inputs)))
+    keras.Model(inputs, outputs).save(run / "model.keras")
+    with pytest.raises(ExportError, match="acme>Doubling"):
+        export_run(run, "keras", output=tmp_path / "out.keras")
+    assert not (tmp_path / "out.keras").exists()
+
+
+# Thresholds: float conversions must match almost exactly; int8 (8-bit activations) may move
+# probabilities by a few hundredths but must keep the answers.
+TFLITE_LIMITS = {"none": 1e-5, "dynamic": 1e-2, "float16": 1e-2, "int8": 0.08}
+
+
+@pytest.mark.parametrize("quantize", list(TFLITE_LIMITS))
+def test_tflite_export_every_quantisation(image_run, tmp_path, quantize):
+    import tensorflow as tf
+
+    from hubcli.export import export_run
+    from hubcli.tflite_export import read_labels
+
+    labels = (image_run / "labels.txt").read_text().split()
+    result = export_run(image_run, "tflite", output=tmp_path / f"m_{quantize}.tflite", quantize=quantize)
+    check = result.checks["tflite"]
+    assert check.top1_agreement >= 0.99 and check.max_abs_diff < TFLITE_LIMITS[quantize]
+    flatbuffer = result.path.read_bytes()
+    assert read_labels(flatbuffer) == labels
+    assert (tmp_path / "labels.txt").read_text().split() == labels
+    interpreter = tf.lite.Interpreter(model_content=flatbuffer)
+    assert interpreter.get_input_details()[0]["dtype"] == np.float32  # same interface for every mode
+    tensor_types = {detail["dtype"] for detail in interpreter.get_tensor_details()}
+    if quantize == "int8":
+        assert result.details["tflite"]["full_integer"] is True
+        assert np.int8 in tensor_types
+    if quantize == "float16":
+        assert np.float16 in tensor_types
+    if quantize == "none":
+        assert np.int8 not in tensor_types and np.float16 not in tensor_types
+
+
+def test_disagreeing_export_is_rejected_not_left_as_good(image_run, tmp_path):
+    """A model.keras that no longer matches the run's serving model must fail the check."""
+    import keras
+
+    import hubcli.layer  # noqa: F401
+    from hubcli.export import export_run
+
+    run = _copy_run(image_run, tmp_path)
+    model = keras.models.load_model(run / "model.keras")
+    head = model.layers[-1]
+    kernel, bias = head.get_weights()
+    head.set_weights([np.roll(kernel, 1, axis=1), np.roll(bias, 1)])  # every class answer moves
+    model.save(run / "model.keras")
+
+    target = tmp_path / "out" / "model.tflite"
+    with pytest.raises(ExportError, match="agrees with the original on only"):
+        export_run(run, "tflite", output=target)
+    assert not target.exists()
+    assert (tmp_path / "out" / "model.tflite.rejected").is_file()
+    assert not (tmp_path / "out" / "labels.txt").exists()
+
+
+def test_library_errors(image_run, tmp_path):
+    from hubcli.export import export_run
+
+    with pytest.raises(NotFoundError):
+        export_run(tmp_path / "missing", "savedmodel")
+    with pytest.raises(UsageError, match="tflite only"):
+        export_run(image_run, "keras", quantize="int8")
+    with pytest.raises(UsageError, match="already exists"):
+        (tmp_path / "taken.keras").write_text("x")
+        export_run(image_run, "keras", output=tmp_path / "taken.keras")
+    assert (tmp_path / "taken.keras").read_text() == "x"
+
+
+def _hubcli(*args):
+    return subprocess.run([sys.executable, "-m", "hubcli", *map(str, args)], capture_output=True, text=True, timeout=300)
+
+
+def _error_line(process):
+    lines = [line for line in process.stderr.splitlines() if line.strip()]
+    assert lines and lines[-1].startswith("error: "), process.stderr
+    assert "Traceback" not in process.stderr
+    return lines[-1]
+
+
+def test_cli_bad_inputs(image_run, tmp_path):
+    missing = _hubcli("export", tmp_path / "nope", "--format", "tflite")
+    assert missing.returncode == 3 and "no run or model" in _error_line(missing)
+
+    run = _copy_run(image_run, tmp_path)
+    meta = json.loads((run / "run.json").read_text())
+    meta["representative"] = None
+    (run / "run.json").write_text(json.dumps(meta))
+    (run / "representative.npz").unlink()
+    no_data = _hubcli("export", run, "--format", "tflite", "--quantize", "int8")
+    assert no_data.returncode == 9 and "representative" in _error_line(no_data)
+    assert not (run / "export").exists()
+
+    wrong = _hubcli("export", image_run, "--format", "keras", "--quantize", "dynamic")
+    assert wrong.returncode == 2 and "tflite only" in _error_line(wrong)
+
+
+def test_cli_json_document(image_run, tmp_path):
+    done = _hubcli("export", image_run, "--format", "tflite", "--quantize", "dynamic", "-o", tmp_path / "m.tflite", "--json")
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)
+    assert document["schema"] == "hubcli.export/1" and document["format"] == "tflite" and document["quantize"] == "dynamic"
+    assert document["agreement"]["top1_agreement"] >= 0.99 and document["agreement"]["samples"] >= 20
+    assert document["labels_path"].endswith("labels.txt") and document["size_bytes"] == (tmp_path / "m.tflite").stat().st_size
+
+
+def test_text_run_exports_savedmodel_and_keras(text_run, tmp_path):
+    from hubcli.export import export_run
+
+    served = export_run(text_run, "savedmodel", output=tmp_path / "served")
+    assert set(served.checks) == {"serving_default"} and served.agreement.top1_agreement == 1.0
+    kept = export_run(text_run, "keras", output=tmp_path / "model.keras")
+    assert kept.agreement.top1_agreement == 1.0 and kept.agreement.max_abs_diff < 1e-5
+
+
+def test_text_tflite_failure_names_the_ops(text_run, tmp_path):
+    target = tmp_path / "text.tflite"
+    failed = _hubcli("export", text_run, "--format", "tflite", "-o", target)
+    line = _error_line(failed)
+    assert failed.returncode == 9 and "StringSplitV2" in line and "StringToHashBucketFast" in line
+    assert not target.exists() and not list(tmp_path.iterdir())

@@ -1,0 +1,39 @@
+"""The feature cache: keyed by (module content, example content, preprocessing); atomic shards."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hubcli.feature_cache import FeatureCache
+
+
+def test_put_then_get_in_a_new_instance(tmp_path):
+    cache = FeatureCache(tmp_path, "d" * 64, "image-v1-32x32")
+    features = np.arange(12, dtype=np.float32).reshape(3, 4)
+    cache.put(["a", "b", "c"], features)
+    cache.put(["d"], np.ones((1, 4), np.float32))
+    reopened = FeatureCache(tmp_path, "d" * 64, "image-v1-32x32")
+    found, missing = reopened.get(["c", "x", "a", "d"])
+    assert missing == ["x"]
+    np.testing.assert_array_equal(found["c"], features[2])
+    np.testing.assert_array_equal(found["a"], features[0])
+    np.testing.assert_array_equal(found["d"], np.ones(4))
+    assert len(reopened) == 4
+    # Only complete shards and the note remain: no temporary files.
+    names = sorted(p.name for p in reopened.directory.iterdir())
+    assert all(n.endswith((".npy", ".keys")) or n == "preprocessing.txt" for n in names)
+
+
+def test_other_module_or_preprocessing_never_shares_features(tmp_path):
+    FeatureCache(tmp_path, "a" * 64, "image-v1-32x32").put(["k"], np.zeros((1, 2), np.float32))
+    assert FeatureCache(tmp_path, "b" * 64, "image-v1-32x32").get(["k"])[1] == ["k"]
+    assert FeatureCache(tmp_path, "a" * 64, "image-v1-64x64").get(["k"])[1] == ["k"]
+
+
+def test_a_shard_without_its_keys_file_is_ignored(tmp_path):
+    cache = FeatureCache(tmp_path, "a" * 64, "p")
+    cache.put(["k"], np.zeros((1, 2), np.float32))
+    # As if a writer died between the .npy and its .keys: that shard does not exist yet.
+    np.save(cache.directory / "shard-orphan.npy", np.ones((1, 2), np.float32))
+    found, missing = FeatureCache(tmp_path, "a" * 64, "p").get(["k"])
+    assert list(found) == ["k"] and missing == []
