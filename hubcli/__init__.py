@@ -37,7 +37,7 @@ _LAZY = {
     "ModuleInfo": "hubcli.inspection",
     "content_digest": "hubcli.inspection",
     "HubLayer": "hubcli.layer",
-    "TrainConfig": "hubcli.training",
+    "TrainConfig": "hubcli.train_config",
     "train": "hubcli.training",
     "evaluate": "hubcli.training",
     "predict": "hubcli.training",

@@ -16,6 +16,7 @@ import typer
 
 from . import console
 from .errors import HubcliError
+from .train_config import TrainConfig
 
 app = typer.Typer(
     name="hubcli",
@@ -508,30 +509,65 @@ def _print_metrics(title: str, summary: dict) -> None:
     console.print_table(table)
 
 
+# Options shared by the two training commands; defaults are TrainConfig's (TF-free to import).
+_TRAIN = TrainConfig()
+ValidationSplitOpt = Annotated[float, typer.Option("--validation-split", help="Share of examples (by stable content or path hash) for validation.")]
+TestSplitOpt = Annotated[float, typer.Option("--test-split", help="Share of examples (by stable content or path hash) for the final test.")]
+EpochsOpt = Annotated[int, typer.Option("--epochs", help="Most epochs for the head (early stopping usually ends sooner).")]
+BatchSizeOpt = Annotated[int, typer.Option("--batch-size", help="Training batch size.")]
+LearningRateOpt = Annotated[float, typer.Option("--learning-rate", "--lr", help="Head learning rate.")]
+OptimizerOpt = Annotated[str, typer.Option("--optimizer", help="adam, adamw, nadam, sgd or rmsprop.")]
+DropoutOpt = Annotated[float, typer.Option("--dropout", help="Dropout before the softmax layer.")]
+L2Opt = Annotated[float, typer.Option("--l2", help="L2 weight penalty of the softmax layer.")]
+LabelSmoothingOpt = Annotated[float, typer.Option("--label-smoothing", help="Label smoothing of the cross-entropy.")]
+PatienceOpt = Annotated[int, typer.Option("--patience", help="Stop after this many epochs without a better validation loss.")]
+FineTuneEpochsOpt = Annotated[int, typer.Option("--fine-tune-epochs", help="Epochs of fine-tuning.")]
+FineTuneLearningRateOpt = Annotated[Optional[float], typer.Option("--fine-tune-learning-rate", help="Fine-tuning learning rate (default: learning rate / 10).", show_default=False)]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed; the same seed and data give the same run.")]
+TensorboardOpt = Annotated[bool, typer.Option("--tensorboard", help="Write TensorBoard logs to <run>/logs.")]
+OutputOpt = Annotated[Optional[Path], typer.Option("--output", "-o", help="Run directory (default: runs/<data name>, never overwriting).", show_default=False)]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an existing run directory given with --output.")]
+
+
+def _report_run(command: str, summary: dict, json_output: bool, unit: str) -> None:
+    """Render a finished training run; the last stdout line is the run directory."""
+    if json_output:
+        console.emit_json(command, {key: value for key, value in summary.items() if key != "history"})
+        return
+    extraction = summary["extraction"]
+    rate = f", {extraction['examples_per_s']:.0f} {unit}/s" if extraction["examples_per_s"] else ""
+    console.info(
+        f"features: {extraction['features_computed']} computed{rate}, {extraction['features_cached']} from cache; "
+        f"splits {summary['splits']}; trained in {summary['training_time_s']:.1f} s"
+    )
+    _print_metrics(f"{summary['evaluated_on']} metrics", summary)
+    typer.echo(summary["output"])
+
+
 @app.command("retrain-images")
 def retrain_images_command(
     data_dir: Annotated[Optional[Path], typer.Argument(help="Folder with one sub-folder of images per class (or train/ val/ test/ folders of them).", show_default=False)] = None,
     module: Annotated[str, typer.Option("--module", "-m", help="Image feature-vector module: handle, alias, URL, archive or directory.", show_default=False)] = ...,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Run directory (default: runs/<data name>, never overwriting).", show_default=False)] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing run directory given with --output.")] = False,
+    output: OutputOpt = None,
+    overwrite: OverwriteOpt = False,
     tfds: Annotated[Optional[str], typer.Option("--tfds", help="Use this TFDS dataset (with its own splits) instead of DATA_DIR.", show_default=False)] = None,
-    validation_split: Annotated[float, typer.Option("--validation-split", help="Share of images (by stable path hash) for validation.")] = 0.1,
-    test_split: Annotated[float, typer.Option("--test-split", help="Share of images (by stable path hash) for the final test.")] = 0.1,
+    validation_split: ValidationSplitOpt = 0.1,
+    test_split: TestSplitOpt = 0.1,
     image_size: Annotated[Optional[str], typer.Option("--image-size", help="SIZE or HEIGHTxWIDTH, for modules that do not fix it.", show_default=False)] = None,
-    epochs: Annotated[int, typer.Option("--epochs", help="Most epochs for the head (early stopping usually ends sooner).")] = 40,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Training batch size.")] = 32,
-    learning_rate: Annotated[float, typer.Option("--learning-rate", "--lr", help="Head learning rate.")] = 0.003,
-    optimizer: Annotated[str, typer.Option("--optimizer", help="adam, adamw, nadam, sgd or rmsprop.")] = "adam",
-    dropout: Annotated[float, typer.Option("--dropout", help="Dropout before the softmax layer.")] = 0.2,
-    l2: Annotated[float, typer.Option("--l2", help="L2 weight penalty of the softmax layer.")] = 1e-4,
-    label_smoothing: Annotated[float, typer.Option("--label-smoothing", help="Label smoothing of the cross-entropy.")] = 0.1,
-    patience: Annotated[int, typer.Option("--patience", help="Stop after this many epochs without a better validation loss.")] = 5,
+    epochs: EpochsOpt = _TRAIN.epochs,
+    batch_size: BatchSizeOpt = _TRAIN.batch_size,
+    learning_rate: LearningRateOpt = _TRAIN.learning_rate,
+    optimizer: OptimizerOpt = _TRAIN.optimizer,
+    dropout: DropoutOpt = _TRAIN.dropout,
+    l2: L2Opt = _TRAIN.l2,
+    label_smoothing: LabelSmoothingOpt = _TRAIN.label_smoothing,
+    patience: PatienceOpt = _TRAIN.patience,
     fine_tune: Annotated[bool, typer.Option("--fine-tune", help="After the head, train the whole model (module too) with augmentation.")] = False,
-    fine_tune_epochs: Annotated[int, typer.Option("--fine-tune-epochs", help="Epochs of fine-tuning.")] = 5,
-    fine_tune_learning_rate: Annotated[Optional[float], typer.Option("--fine-tune-learning-rate", help="Fine-tuning learning rate (default: learning rate / 10).", show_default=False)] = None,
-    augment: Annotated[int, typer.Option("--augment", help="Frozen module: also train on N cached augmented copies of each training image.")] = 0,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed; the same seed and data give the same run.")] = 0,
-    tensorboard: Annotated[bool, typer.Option("--tensorboard", help="Write TensorBoard logs to <run>/logs.")] = False,
+    fine_tune_epochs: FineTuneEpochsOpt = _TRAIN.fine_tune_epochs,
+    fine_tune_learning_rate: FineTuneLearningRateOpt = _TRAIN.fine_tune_learning_rate,
+    augment: Annotated[int, typer.Option("--augment", help="Frozen module: also train on N cached augmented copies of each training image.")] = _TRAIN.augment_copies,
+    seed: SeedOpt = _TRAIN.seed,
+    tensorboard: TensorboardOpt = False,
     cache_dir: CacheDirOpt = None,
     offline: OfflineOpt = None,
     mirror: MirrorOpt = None,
@@ -543,7 +579,6 @@ def retrain_images_command(
     Example: `hubcli retrain-images ./flowers --module efficientnet_lite0`
     """
     from .image_data import parse_image_size, retrain_images
-    from .training import TrainConfig
 
     _start(quiet, json_output)
     config = TrainConfig(
@@ -556,17 +591,7 @@ def retrain_images_command(
         data_dir, module, _settings(cache_dir, offline, mirror), config, output=output, overwrite=overwrite,
         tfds_name=tfds, validation_split=validation_split, test_split=test_split, image_size=parse_image_size(image_size),
     )
-    if json_output:
-        console.emit_json("retrain-images", {key: value for key, value in summary.items() if key != "history"})
-        return
-    extraction = summary["extraction"]
-    rate = f", {extraction['examples_per_s']:.0f} images/s" if extraction["examples_per_s"] else ""
-    console.info(
-        f"features: {extraction['features_computed']} computed{rate}, {extraction['features_cached']} from cache; "
-        f"splits {summary['splits']}; trained in {summary['training_time_s']:.1f} s"
-    )
-    _print_metrics(f"{summary['evaluated_on']} metrics", summary)
-    typer.echo(summary["output"])
+    _report_run("retrain-images", summary, json_output, "images")
 
 
 @app.command("evaluate")
@@ -646,28 +671,28 @@ def classify_text_command(
     data: Annotated[Optional[Path], typer.Argument(help="CSV/TSV with a header, JSONL, sentence<TAB>label lines, or one folder of .txt files per class.", show_default=False)] = None,
     module: Annotated[str, typer.Option("--module", "-m", help="Text module taking a batch of tf.string sentences (or a BERT-style encoder with --preprocessor).", show_default=False)] = ...,
     preprocessor: Annotated[Optional[str], typer.Option("--preprocessor", help="BERT-style preprocessing module whose outputs feed --module.", show_default=False)] = None,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Run directory (default: runs/<data name>, never overwriting).", show_default=False)] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing run directory given with --output.")] = False,
+    output: OutputOpt = None,
+    overwrite: OverwriteOpt = False,
     tfds: Annotated[Optional[str], typer.Option("--tfds", help="Use this TFDS dataset (with its own splits) instead of DATA, e.g. imdb_reviews.", show_default=False)] = None,
     tfds_data_dir: Annotated[Optional[Path], typer.Option("--tfds-data-dir", help="TFDS data directory (default: $TFDS_DATA_DIR or ~/tensorflow_datasets).", show_default=False)] = None,
     text_column: TextColumnOpt = None,
     label_column: LabelColumnOpt = None,
     encoding: EncodingOpt = "utf-8",
-    validation_split: Annotated[float, typer.Option("--validation-split", help="Share of texts (by stable text hash) for validation.")] = 0.1,
-    test_split: Annotated[float, typer.Option("--test-split", help="Share of texts (by stable text hash) for the final test.")] = 0.1,
-    epochs: Annotated[int, typer.Option("--epochs", help="Most epochs for the head (early stopping usually ends sooner).")] = 40,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Training batch size.")] = 32,
-    learning_rate: Annotated[float, typer.Option("--learning-rate", "--lr", help="Head learning rate.")] = 0.003,
-    optimizer: Annotated[str, typer.Option("--optimizer", help="adam, adamw, nadam, sgd or rmsprop.")] = "adam",
-    dropout: Annotated[float, typer.Option("--dropout", help="Dropout before the softmax layer.")] = 0.2,
-    l2: Annotated[float, typer.Option("--l2", help="L2 weight penalty of the softmax layer.")] = 1e-4,
-    label_smoothing: Annotated[float, typer.Option("--label-smoothing", help="Label smoothing of the cross-entropy.")] = 0.1,
-    patience: Annotated[int, typer.Option("--patience", help="Stop after this many epochs without a better validation loss.")] = 5,
+    validation_split: ValidationSplitOpt = 0.1,
+    test_split: TestSplitOpt = 0.1,
+    epochs: EpochsOpt = _TRAIN.epochs,
+    batch_size: BatchSizeOpt = _TRAIN.batch_size,
+    learning_rate: LearningRateOpt = _TRAIN.learning_rate,
+    optimizer: OptimizerOpt = _TRAIN.optimizer,
+    dropout: DropoutOpt = _TRAIN.dropout,
+    l2: L2Opt = _TRAIN.l2,
+    label_smoothing: LabelSmoothingOpt = _TRAIN.label_smoothing,
+    patience: PatienceOpt = _TRAIN.patience,
     fine_tune: Annotated[bool, typer.Option("--fine-tune", help="After the head, train the whole model (module too).")] = False,
-    fine_tune_epochs: Annotated[int, typer.Option("--fine-tune-epochs", help="Epochs of fine-tuning.")] = 5,
-    fine_tune_learning_rate: Annotated[Optional[float], typer.Option("--fine-tune-learning-rate", help="Fine-tuning learning rate (default: learning rate / 10).", show_default=False)] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed; the same seed and data give the same run.")] = 0,
-    tensorboard: Annotated[bool, typer.Option("--tensorboard", help="Write TensorBoard logs to <run>/logs.")] = False,
+    fine_tune_epochs: FineTuneEpochsOpt = _TRAIN.fine_tune_epochs,
+    fine_tune_learning_rate: FineTuneLearningRateOpt = _TRAIN.fine_tune_learning_rate,
+    seed: SeedOpt = _TRAIN.seed,
+    tensorboard: TensorboardOpt = False,
     cache_dir: CacheDirOpt = None,
     offline: OfflineOpt = None,
     mirror: MirrorOpt = None,
@@ -688,8 +713,6 @@ def classify_text_command(
     )
     dataset.split(validation_split, test_split)
     check_text_module(module, preprocessor, settings)
-    from .training import TrainConfig
-
     config = TrainConfig(
         epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, optimizer=optimizer, dropout=dropout,
         l2=l2, label_smoothing=label_smoothing, patience=patience, fine_tune=fine_tune,
@@ -699,17 +722,7 @@ def classify_text_command(
         dataset, module, settings, config, output=output, overwrite=overwrite,
         preprocessor_handle=preprocessor, validation_split=validation_split, test_split=test_split,
     )
-    if json_output:
-        console.emit_json("classify-text", {key: value for key, value in summary.items() if key != "history"})
-        return
-    extraction = summary["extraction"]
-    rate = f", {extraction['examples_per_s']:.0f} texts/s" if extraction["examples_per_s"] else ""
-    console.info(
-        f"features: {extraction['features_computed']} computed{rate}, {extraction['features_cached']} from cache; "
-        f"splits {summary['splits']}; trained in {summary['training_time_s']:.1f} s"
-    )
-    _print_metrics(f"{summary['evaluated_on']} metrics", summary)
-    typer.echo(summary["output"])
+    _report_run("classify-text", summary, json_output, "texts")
 
 
 # ---------------------------------------------------------------------------

@@ -82,7 +82,7 @@ import os
 import shutil
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
@@ -96,38 +96,12 @@ from .errors import DataError, UsageError
 from .evaluation import classification_metrics, plot_confusion_matrix, plot_training_curves
 from .feature_cache import FeatureCache, features_root
 from .splits import Example, LabeledData
+from .train_config import TrainConfig
 
 RUN_SCHEMA = "hubcli.run/1"
 #: Bumped when augment() could produce different pixels for the same (image, copy) seed.
 AUGMENT_VERSION = 1
 _PREDICT_BATCH = 64
-
-
-@dataclass
-class TrainConfig:
-    """Head and training options. Defaults were measured on flowers (see benchmarks/bench_retrain.py)."""
-
-    epochs: int = 40
-    batch_size: int = 32
-    learning_rate: float = 0.003
-    optimizer: str = "adam"
-    dropout: float = 0.2
-    l2: float = 1e-4
-    label_smoothing: float = 0.1
-    #: Epochs without a better validation loss before stopping (the best weights are kept).
-    patience: int = 5
-    fine_tune: bool = False
-    fine_tune_epochs: int = 5
-    #: Fine-tuning learning rate; default learning_rate / 10.
-    fine_tune_learning_rate: float | None = None
-    #: Augmented copies of each training example whose features are cached (frozen module).
-    augment_copies: int = 0
-    seed: int = 0
-    tensorboard: bool = False
-    extraction_batch_size: int = 32
-
-    def to_json(self) -> dict:
-        return asdict(self)
 
 
 @dataclass
