@@ -86,20 +86,24 @@ def extract_module_archive(
     dest: str | os.PathLike,
     max_bytes: int | None = None,
     require_module: bool = True,
+    label: str | None = None,
 ) -> dict[str, dict[str, int | str]]:
     """Extract ``archive`` into the new directory ``dest``; return its manifest.
 
     The manifest maps each regular file's POSIX relative path to
     ``{"size": bytes, "sha256": hex}``. ``dest`` must not exist yet; on any error
-    it is removed before the exception propagates.
+    it is removed before the exception propagates. Error messages call the
+    archive ``label`` (default: its file name).
     """
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=False)
     try:
-        manifest = _extract(Path(archive), dest.resolve(), max_extract_bytes() if max_bytes is None else max_bytes)
+        label = label or Path(archive).name
+        manifest = _extract(Path(archive), label, dest.resolve(), max_extract_bytes() if max_bytes is None else max_bytes)
         if require_module and not any((dest / marker).is_file() for marker in MODULE_MARKERS):
             raise InvalidModuleError(
-                f"{Path(archive).name} is not a module: no saved_model.pb or saved_model.pbtxt at its root"
+                f"{label} is not a module: no saved_model.pb or saved_model.pbtxt at its root"
+                + _nested_module_hint(manifest)
             )
         return manifest
     except BaseException:
@@ -107,7 +111,16 @@ def extract_module_archive(
         raise
 
 
-def _extract(archive: Path, root: Path, max_bytes: int) -> dict[str, dict[str, int | str]]:
+def _nested_module_hint(manifest: dict) -> str:
+    """The common packing mistake, ``tar czf m.tar.gz model/``, named with its fix."""
+    nested = sorted((name for name in manifest if PurePosixPath(name).name in MODULE_MARKERS), key=len)
+    if not nested:
+        return ""
+    folder = PurePosixPath(nested[0]).parent
+    return f" (found {nested[0]}; pack the module directory's contents, as in `tar czf m.tar.gz -C {folder} .`)"
+
+
+def _extract(archive: Path, label: str, root: Path, max_bytes: int) -> dict[str, dict[str, int | str]]:
     manifest: dict[str, dict[str, int | str]] = {}
     written = 0
     try:
@@ -151,9 +164,13 @@ def _extract(archive: Path, root: Path, max_bytes: int) -> dict[str, dict[str, i
                     kind = "device file" if (member.ischr() or member.isblk()) else "FIFO" if member.isfifo() else "special file"
                     raise UnsafeContentError(f"archive member {member.name!r} is a {kind}; modules contain only files")
     except tarfile.TarError as err:
-        raise InvalidModuleError(f"{archive.name} is not a readable tar archive: {err}") from None
+        import zipfile
+
+        if zipfile.is_zipfile(archive):  # A zipped SavedModel renamed, or a Keras file: a common mix-up.
+            raise InvalidModuleError(f"{label} is a zip file, not a tar archive (.tar.gz, .tgz or .tar)") from None
+        raise InvalidModuleError(f"{label} is not a readable tar archive: {err}") from None
     except EOFError:
-        raise InvalidModuleError(f"{archive.name} is truncated") from None
+        raise InvalidModuleError(f"{label} is truncated") from None
     return manifest
 
 

@@ -37,9 +37,10 @@ import shutil
 import socket
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from . import __version__
 from .download import sha256_file
@@ -157,7 +158,7 @@ def read_entry(cache_dir: Path, name: str) -> CacheEntry | None:
     paths = EntryPaths(Path(cache_dir), name)
     try:
         data = json.loads(paths.sidecar.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # No sidecar, or no cache directory at all.
         data = None
     except (OSError, ValueError):
         data = {}  # A sidecar we cannot read: the entry is damaged, and pull will reinstall it.
@@ -406,32 +407,54 @@ def find_prunable(cache_dir: Path, older_than_days: float | None = None, part_ma
     return items
 
 
-def prune(items: list[PruneItem]) -> int:
-    """Delete what :func:`find_prunable` listed; returns bytes freed. Entries go under their lock."""
+def remove_entry_locked(paths: EntryPaths, timeout: float = 60) -> int:
+    """:func:`remove_entry` under the entry's lock, so no pull is mid-install; returns bytes freed.
+
+    Raises:
+        HubcliError: the cache cannot be changed (read-only, not ours), in one line.
+    """
     from .lock import FileLock
 
+    with _deleting(paths.cache_dir), FileLock(paths.lock, description=f"cache entry {paths.name}", timeout=timeout):
+        return remove_entry(paths)
+
+
+def prune(items: list[PruneItem]) -> int:
+    """Delete what :func:`find_prunable` listed; returns bytes freed. Entries go under their lock."""
     freed = 0
     for item in items:
         if item.kind == "entry":
-            paths = EntryPaths(item.path.parent, item.name)
-            with FileLock(paths.lock, description=f"cache entry {item.name}", timeout=30):
-                freed += remove_entry(paths)
+            freed += remove_entry_locked(EntryPaths(item.path.parent, item.name), timeout=30)
         elif item.path.is_dir() and not item.path.is_symlink():
             shutil.rmtree(item.path, ignore_errors=True)
             freed += item.bytes
         else:
-            try:
-                item.path.unlink()
-                freed += item.bytes
-            except FileNotFoundError:
-                pass
+            with _deleting(item.path.parent):
+                try:
+                    item.path.unlink()
+                    freed += item.bytes
+                except FileNotFoundError:
+                    pass
     return freed
+
+
+@contextmanager
+def _deleting(cache_dir: Path) -> Iterator[None]:
+    try:
+        yield
+    except OSError as err:  # A read-only or foreign-owned cache: one line, not a traceback.
+        raise HubcliError(f"cannot delete from {cache_dir}: {err.strerror or err}") from None
+
+
+def looks_like_entry_name(text: str) -> bool:
+    """Whether ``text`` is written like an entry name: a sha1, or a prefix of at least 6 hex digits."""
+    return re.fullmatch(r"[0-9a-f]{6,40}", text.strip().lower()) is not None
 
 
 def resolve_entry_name(cache_dir: Path, text: str) -> str | None:
     """An entry name from a full sha1 or a unique prefix of at least 6 hex digits; None if not one."""
     text = text.strip().lower()
-    if not re.fullmatch(r"[0-9a-f]{6,40}", text):
+    if not looks_like_entry_name(text):
         return None
     matches = sorted({e.name for e in list_entries(cache_dir) if e.name.startswith(text)})
     if len(matches) > 1:

@@ -221,6 +221,9 @@ def _describe(err: BaseException) -> str:
     import requests
     import urllib3
 
+    if isinstance(err, requests.exceptions.ProxyError):
+        # Checked first: it is also a ConnectionError, and "connection refused" would blame the module's host.
+        return f"cannot connect to the proxy {_environment_proxy(err) or ''} set by HTTP_PROXY/HTTPS_PROXY"
     if isinstance(err, requests.ConnectTimeout):
         return "connection timed out"
     if isinstance(err, (requests.ReadTimeout, urllib3.exceptions.ReadTimeoutError, TimeoutError)) or "timed out" in str(err).lower():
@@ -237,6 +240,14 @@ def _describe(err: BaseException) -> str:
             return "host name not found"
         return "connection failed"
     return type(err).__name__
+
+
+def _environment_proxy(err) -> str | None:
+    """The proxy the environment chose for the failed request's URL."""
+    import requests.utils
+
+    url = getattr(getattr(err, "request", None), "url", None) or ""
+    return requests.utils.select_proxy(url, requests.utils.get_environ_proxies(url)) if url else None
 
 
 def download(
@@ -301,8 +312,7 @@ def download(
                         if progress
                         else _NoBar()
                     )
-                bar.reset(total=total)
-                bar.update(offset)
+                _restart_bar(bar, offset, total)
                 digest.catch_up(part, offset)
                 try:
                     received = _stream_body(response, part, bar, digest)
@@ -381,8 +391,22 @@ def _stream_body(response, part: Path, bar, digest: _RunningSha256) -> int:
     return received
 
 
+def _restart_bar(bar, offset: int, total: int | None) -> None:
+    """Show ``offset`` bytes as done without counting them as received now.
+
+    ``update(offset)`` would rate a resumed file's kept bytes as arriving in an instant
+    (a huge rate, ETA 0, and a bar frozen until as many new bytes arrive).
+    """
+    bar.reset(total=total)
+    bar.initial = bar.n = bar.last_print_n = offset  # tqdm's rate is (n - initial) / elapsed.
+    bar.refresh()
+
+
 class _NoBar:
     def reset(self, total=None):
+        pass
+
+    def refresh(self):
         pass
 
     def update(self, n):
@@ -422,7 +446,7 @@ def copy_gcs(url: str, part: Path, progress: bool = True) -> DownloadResult:
         with tf.io.gfile.GFile(url, "rb") as source, open(part, "ab") as out:
             source.seek(offset)
             with console.progress_bar(total, _host(url), unit="B", unit_scale=True) if progress else _NoBar() as bar:
-                bar.update(offset)
+                _restart_bar(bar, offset, total)
                 while chunk := source.read(CHUNK_SIZE):
                     out.write(chunk)
                     bar.update(len(chunk))

@@ -254,14 +254,18 @@ def _parse(text: str, settings: "Settings", allow_alias: bool) -> Handle:
     _not_found(text, settings, is_bare_name and allow_alias)
 
 
+#: Names that mean a file, never an alias, when nothing by that name exists.
+_FILE_SUFFIXES = (*ARCHIVE_SUFFIXES, ".keras")
+
+
 def _not_found(text: str, settings: "Settings", could_be_alias: bool) -> NoReturn:
-    if could_be_alias and not text.endswith(ARCHIVE_SUFFIXES):
+    if could_be_alias and not text.endswith(_FILE_SUFFIXES):
         from . import catalog
 
         close = catalog.suggest(text, settings)
         hint = f"did you mean {', '.join(close)}?" if close else "`hubcli list` shows the known names"
         raise NotFoundError(f"unknown module alias '{text}'; {hint}")
-    looks_like_path = text.startswith(("/", ".", "~")) or text.endswith(ARCHIVE_SUFFIXES)
+    looks_like_path = text.startswith(("/", ".", "~")) or text.endswith(_FILE_SUFFIXES)
     if looks_like_path:
         raise NotFoundError(f"no such module directory or archive: {text}")
     raise NotFoundError(
@@ -271,8 +275,11 @@ def _not_found(text: str, settings: "Settings", could_be_alias: bool) -> NoRetur
 
 
 def _parse_http(raw: str, text: str) -> Handle:
-    parts = urllib.parse.urlsplit(text)
-    host = (parts.hostname or "").lower().rstrip(".")
+    try:
+        parts = urllib.parse.urlsplit(text)
+        host = (parts.hostname or "").lower().rstrip(".")
+    except ValueError as err:  # A malformed [IPv6] host, for one.
+        raise UsageError(f"{text}: not a valid URL ({err})") from None
     segments = [s for s in parts.path.split("/") if s]
     if host == TFHUB_HOST or host.endswith("." + TFHUB_HOST):
         registry_path, version = _tfhub_path(text, segments)
@@ -323,7 +330,7 @@ def _parse_kaggle_web(raw: str, text: str, parts: list[str]) -> Handle:
 
 
 def _parse_kaggle_short(raw: str, text: str) -> Handle | None:
-    parts = text.split("/")
+    parts = text.rstrip("/").split("/")  # A trailing slash (pasted from a browser) names nothing.
     if len(parts) not in (4, 5) or not all(parts) or text.endswith(ARCHIVE_SUFFIXES):
         return None
     return _kaggle_handle(raw, text, parts, cache_key=None)

@@ -355,13 +355,15 @@ def inspect_module(path: str | Path) -> ModuleInfo:
         >>> info.signature("serving_default").inputs["sentences"]  # doctest: +SKIP
         TensorSpec(name='sentences', dtype='string', shape=(None,), kind='tensor')
     """
-    path = Path(path)
+    path = Path(path).expanduser().absolute()  # ModuleInfo.path must mean the same from any directory.
     if not path.exists():
         raise NotFoundError(f"no such module path: {path}")
     try:
         if path.is_file():
             if zipfile.is_zipfile(path):
                 return _inspect_keras_archive(path)
+            if path.suffix == ".keras":
+                raise InvalidModuleError(f"{path} is not a Keras file (not a zip archive)")
             raise InvalidModuleError(f"{path} is not a module: expected a SavedModel directory or a .keras file")
         return _inspect_saved_model(path)
     # A corrupt file shows up as a DecodeError, or as a field whose wire type is not the schema's

@@ -191,8 +191,13 @@ class FileLock:
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:
             return False
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(json.dumps(record))
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(json.dumps(record))
+        except BaseException:
+            # A lock without its record (disk full) would stall the next pull until it looked stale.
+            self.path.unlink(missing_ok=True)
+            raise
         return True
 
     def _break_stale(self) -> None:

@@ -29,6 +29,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import errno
 import sys
 import types
 import urllib.parse
@@ -68,6 +69,10 @@ class PullResult:
 
     def to_json(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "path": str(self.path)}
+
+
+#: Write failures that no retry or resume can cure: the disk (or quota, or file size limit) is full.
+_DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 
 @dataclass(frozen=True)
@@ -120,6 +125,9 @@ def pull(
         _require_module_dir(parsed.path)
         return PullResult(handle, None, parsed.path, None, None, from_cache=True)
 
+    if settings.cache_dir.exists() and not settings.cache_dir.is_dir():
+        # Otherwise every entry looks damaged, and the install fails with a bare "File exists".
+        raise UsageError(f"cache directory {settings.cache_dir} is a file, not a directory")
     parsed = _pin_version(parsed, settings)
     paths = cache.EntryPaths(settings.cache_dir, parsed.cache_dir_name)
     entry = None if force else _usable_entry(paths, pin, settings.offline)
@@ -230,7 +238,9 @@ def _latest_cached_version(parsed: "Handle", settings: "Settings") -> "Handle":
     return parsed.with_version(max(versions))
 
 
-def _usable_entry(paths: "cache.EntryPaths", pin: str | None, offline: bool) -> "cache.CacheEntry | None":
+def _usable_entry(
+    paths: "cache.EntryPaths", pin: str | None, offline: bool, report_damage: bool = True
+) -> "cache.CacheEntry | None":
     """The cached entry if intact and matching the pin; None when it must be (re)installed."""
     entry = cache.read_entry(paths.cache_dir, paths.name)
     if entry is None:
@@ -241,7 +251,8 @@ def _usable_entry(paths: "cache.EntryPaths", pin: str | None, offline: bool) -> 
             f"offline mode: the cached copy of {entry.handle or paths.name} is damaged ({problems[0]}); pull it again online"
         )
     if problems:
-        console.warn(f"cache entry {paths.module_dir} is damaged ({problems[0]}); reinstalling")
+        if report_damage:
+            console.warn(f"cache entry {paths.module_dir} is damaged ({problems[0]}); reinstalling")
         return None
     if pin is None:
         return entry
@@ -268,26 +279,36 @@ def _install(parsed, source: _Source, paths, pin, settings, force: bool, progres
 
     with FileLock(paths.lock, description=parsed.raw, on_wait=waiting):
         if not force:
-            # Another process may have installed it while we waited for the lock.
-            entry = _usable_entry(paths, pin, settings.offline)
+            # Another process may have installed it while we waited for the lock (damage was reported before).
+            entry = _usable_entry(paths, pin, settings.offline, report_damage=False)
             if entry is not None:
                 return entry
         expected = {name: value for name, value in (("pinned", pin), ("mirror index", source.expected_sha256)) if value}
         if len(set(expected.values())) > 1:
             raise IntegrityError(f"{parsed.raw}: pinned sha256 {pin} differs from the mirror's {source.expected_sha256}")
-        while True:
-            archive, resolved_url, digest, size, resumed = _fetch(parsed, source, paths, progress)
-            try:
-                _check_digest(parsed, digest, expected)
-                _warn_untrusted(parsed, resolved_url, settings)
-                return _extract_and_install(parsed, source, paths, archive, resolved_url, digest, size)
-            except (IntegrityError, InvalidModuleError, UnsafeContentError):
-                if archive == paths.part:
-                    paths.part.unlink(missing_ok=True)  # Bad bytes must never be resumed.
-                if not resumed:
-                    raise
-                # The kept prefix may belong to another build of the file: start from zero, once.
-                console.info(f"{parsed.raw}: resumed download is not valid; downloading it from scratch")
+        try:
+            return _fetch_and_install(parsed, source, paths, expected, settings, progress)
+        except OSError as err:
+            if err.errno in _DISK_FULL:
+                # Kept for a resume, a partial (or complete) archive would only keep the disk full.
+                paths.part.unlink(missing_ok=True)
+            raise
+
+
+def _fetch_and_install(parsed, source: _Source, paths, expected: dict[str, str], settings, progress: bool):
+    while True:
+        archive, resolved_url, digest, size, resumed = _fetch(parsed, source, paths, progress)
+        try:
+            _check_digest(parsed, digest, expected)
+            _warn_untrusted(parsed, resolved_url, settings)
+            return _extract_and_install(parsed, source, paths, archive, resolved_url, digest, size)
+        except (IntegrityError, InvalidModuleError, UnsafeContentError):
+            if archive == paths.part:
+                paths.part.unlink(missing_ok=True)  # Bad bytes must never be resumed.
+            if not resumed:
+                raise
+            # The kept prefix may belong to another build of the file: start from zero, once.
+            console.info(f"{parsed.raw}: resumed download is not valid; downloading it from scratch")
 
 
 def _fetch(parsed, source: _Source, paths, progress: bool) -> tuple[Path, str, str, int, bool]:
@@ -333,7 +354,8 @@ def _extract_and_install(parsed, source: _Source, paths, archive: Path, resolved
     from .archive import extract_module_archive
 
     temp = paths.scratch_dir("tmp")
-    manifest = extract_module_archive(archive, temp)
+    # Errors name what the user pulled, not the cache's <sha1>.part file.
+    manifest = extract_module_archive(archive, temp, label=parsed.raw)
     record = {
         "handle": parsed.raw,
         "cache_key": parsed.cache_key,

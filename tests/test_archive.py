@@ -126,9 +126,22 @@ def test_content_that_is_not_a_module_is_refused(tmp_path):
 
 
 def test_module_nested_one_level_down_is_not_a_module(tmp_path):
+    # `tar czf m.tar.gz model/` instead of `tar czf m.tar.gz -C model .`: say where the module is.
     archive = _tar(tmp_path / "nested.tar.gz", [({"name": "model/saved_model.pb"}, b"x")])
-    with pytest.raises(InvalidModuleError):
+    with pytest.raises(InvalidModuleError, match=r"found model/saved_model.pb; pack the module directory's contents"):
         extract_module_archive(archive, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_zip_file_named_tar_gz_is_named_as_a_zip(tmp_path):
+    import zipfile
+
+    archive = tmp_path / "model.tar.gz"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("saved_model.pb", b"x")
+    with pytest.raises(InvalidModuleError, match="model.tar.gz is a zip file, not a tar archive"):
+        extract_module_archive(archive, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("content", [b"<html>Sign in to continue</html>", b""], ids=["html-page", "empty"])

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import time
+
+import pytest
 
 from hubcli.pull import pull
 from tests.hubserver import make_fake_module_archive
@@ -73,6 +77,9 @@ def test_rm_by_handle_and_by_prefix(hub, fake_archive, tmp_path):
     assert list(hub.cache_dir.iterdir()) == []
     done = cli("cache", "rm", HANDLE, "--yes")
     assert done.returncode == 3 and done.stderr.startswith("error: ") and "not in the cache" in done.stderr
+    # An entry name prefix that matches nothing is not a misspelt alias.
+    done = cli("cache", "rm", second.path.name[:8], "--yes")
+    assert done.returncode == 3 and done.stderr == f"error: {second.path.name[:8]} is not in the cache ({hub.cache_dir})\n"
 
 
 def test_prune_removes_leftovers_but_not_live_work(hub, fake_archive, tmp_path):
@@ -140,3 +147,36 @@ def test_verify_all_ok_and_unverified_tensorflow_hub_entry(hub, fake_archive, tm
     document = json.loads(cli("cache", "verify", "--json").stdout)
     assert sorted(e["status"] for e in document["entries"]) == ["ok", "ok", "unverified"]
     assert document["damaged"] == 0
+
+
+@contextlib.contextmanager
+def _read_only_copy(cache_dir, where):
+    """A read-only copy of ``cache_dir``: a read-only mount for root (whom file modes do not stop), else modes."""
+    if os.geteuid() != 0:
+        shutil.copytree(cache_dir, where)
+        os.chmod(where, 0o555)
+        try:
+            yield where
+        finally:
+            os.chmod(where, 0o755)
+        return
+    where.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(where)], capture_output=True).returncode:
+        pytest.skip("running as root, and cannot mount a read-only file system here")
+    try:
+        shutil.copytree(cache_dir, where, dirs_exist_ok=True)
+        subprocess.run(["mount", "-o", "remount,ro", str(where)], check=True)
+        yield where
+    finally:
+        subprocess.run(["umount", str(where)], check=True)
+
+
+def test_rm_and_prune_on_a_read_only_cache_are_one_line(hub, fake_archive, tmp_path):
+    hub.add_tfhub_module("google/tiny/1", fake_archive)
+    pull(HANDLE, progress=False)
+    with _read_only_copy(hub.cache_dir, tmp_path / "ro") as cache:
+        for args in (["rm", HANDLE], ["prune", "--older-than", "0"]):
+            done = cli("cache", *args, "--yes", "--cache-dir", str(cache))
+            assert done.returncode == 1 and done.stderr.startswith("error: cannot delete"), done.stderr
+            assert done.stderr.count("\n") == 1
+        assert cli("pull", HANDLE, "--cache-dir", str(cache)).returncode == 0  # Still served from the cache.

@@ -14,6 +14,7 @@ from hubcli import catalog, registry
 from hubcli.config import Settings
 from hubcli.errors import UsageError
 from hubcli.handles import parse_handle
+from tests.test_cli import run_in_terminal
 from tests.test_registry import make_archive, serve  # noqa: F401 - `serve` is a fixture
 
 HUBCLI = Path(sys.executable).with_name("hubcli")
@@ -162,6 +163,10 @@ def test_list_task_filter_and_table(config_file):
     table = run_cli("list", "--task", "text")
     assert table.returncode == 0
     assert "universal-sentence-encoder" in table.stdout and "mobilenet_v2" not in table.stdout
+    # A task that matches nothing names the tasks there are, instead of drawing an empty table.
+    none = run_cli("list", "--task", "image-clasification")
+    assert (none.returncode, none.stdout) == (0, "")
+    assert "no entries with task 'image-clasification'" in none.stderr and "text-embedding" in none.stderr
 
 
 def test_list_shows_user_aliases(config_file):
@@ -259,3 +264,12 @@ def test_discovery_paths_do_not_import_tensorflow(config_file):
     result = subprocess.run([sys.executable, "-c", _NO_TF_CHECK], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stderr.endswith("[]")
+
+
+
+def test_list_in_a_narrow_terminal_keeps_every_column(config_file):
+    lines = run_in_terminal(["list"], columns=60)
+    assert max(len(line) for line in lines) <= 60
+    header = next(line for line in lines if "Name" in line)
+    assert "Dim" in header and "Handle" in header  # Squeezed columns wrap; none disappears.
+    assert any("https://" in line for line in lines)

@@ -160,6 +160,20 @@ def test_proxy_from_environment_is_used(hub, fake_archive, tmp_path, monkeypatch
     assert hub.requests_to("/files/")[0].headers["Host"] == "example.invalid"
 
 
+def test_unreachable_proxy_is_named_not_the_module_host(hub, tmp_path, monkeypatch):
+    import socket
+
+    with socket.socket() as probe:  # A port that nobody listens on.
+        probe.bind(("127.0.0.1", 0))
+        dead_proxy = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    monkeypatch.setenv("HTTP_PROXY", dead_proxy)
+    monkeypatch.setenv("NO_PROXY", "")
+    monkeypatch.setenv("no_proxy", "")
+    # A CI runner with a stale proxy setting: the server is fine, the proxy is not.
+    with pytest.raises(NetworkError, match=f"cannot connect to the proxy {dead_proxy} "):
+        download(hub.put_file("m.tar.gz", tmp_path), tmp_path / "m.part", HttpOptions(retries=1, backoff=0.01), progress=False)
+
+
 def test_fetch_json_reads_kaggle_latest_version(hub, fake_archive):
     hub.add_kaggle_module("acme/tiny/tensorflow2/default", 3, fake_archive)
     hub.add_kaggle_module("acme/tiny/tensorflow2/default", 7, fake_archive)
@@ -187,3 +201,24 @@ def test_retry_after_accepts_seconds_and_http_dates():
     soon = email.utils.formatdate(time.time() + 30, usegmt=True)
     assert 20 < _retry_after_seconds(soon) <= 30
     assert _retry_after_seconds("not a date") is None and _retry_after_seconds(None) is None
+
+
+def test_resumed_progress_bar_rates_only_the_bytes_it_moves(hub, tmp_path):
+    import hashlib
+    import re
+
+    from tests.hubserver import make_fake_module_archive
+    from tests.test_cli import run_in_terminal
+
+    archive = make_fake_module_archive(tmp_path / "big.tar.gz", payload_bytes=3_000_000)
+    handle = hub.add_tfhub_module("google/tiny/1", archive)
+    part = hub.cache_dir / f"{hashlib.sha1(handle.encode()).hexdigest()}.part"
+    part.parent.mkdir(parents=True)
+    part.write_bytes(archive.read_bytes()[:2_000_000])  # What an interrupted pull left.
+    hub.throttle_bps = 1_000_000
+    frames = run_in_terminal(["pull", handle], stream="stderr")
+    scale = {"": 1, "k": 1024, "M": 1024**2, "G": 1024**3}
+    rates = [float(n) * scale[unit] for n, unit in re.findall(r"([\d.]+)([kMG]?)B/s", "\n".join(frames))]
+    assert rates, frames
+    # The server sends at most throttle_bps; kept bytes counted as just received showed 20x that.
+    assert max(rates) < 3 * hub.throttle_bps, rates

@@ -200,7 +200,21 @@ def test_malformed_kaggle_handles(settings, raw, message):
         parse_handle(raw, settings)
 
 
+@pytest.mark.parametrize("suffix, version", [("/", None), ("/2/", "2")])
+def test_kaggle_short_handle_with_trailing_slash(settings, suffix, version):
+    # Pasted from a browser's address bar; the slash names nothing.
+    handle = parse_handle("google/mobilenet-v2/TensorFlow2/100-224-feature-vector" + suffix, settings)
+    assert (handle.kind, handle.version) == ("kaggle", version)
+    assert handle.cache_key == parse_handle(f"google/mobilenet-v2/TensorFlow2/100-224-feature-vector{suffix.rstrip('/')}", settings).cache_key
+
+
 # --- plain URLs, gs://, local ------------------------------------------------
+
+
+@pytest.mark.parametrize("raw", ["http://[::1", "https://[bad-host]/m.tar.gz"])
+def test_unparsable_url_is_a_usage_error(settings, raw):
+    with pytest.raises(UsageError, match="not a valid URL"):
+        parse_handle(raw, settings)
 
 
 @pytest.mark.parametrize(
@@ -261,7 +275,7 @@ def test_local_file_that_is_not_an_archive(settings, tmp_path):
         parse_handle(str(readme), settings)
 
 
-@pytest.mark.parametrize("raw", ["./missing", "/no/such/dir", "missing.tar.gz", "~/no-such-module-dir"])
+@pytest.mark.parametrize("raw", ["./missing", "/no/such/dir", "missing.tar.gz", "~/no-such-module-dir", "modle.keras"])
 def test_missing_local_paths(settings, raw):
     with pytest.raises(NotFoundError, match="no such module directory or archive"):
         parse_handle(raw, settings)

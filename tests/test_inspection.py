@@ -16,6 +16,7 @@ import tensorflow as tf
 from hubcli import protowire as pw
 from hubcli.errors import InvalidModuleError, NotFoundError
 from hubcli.inspection import TensorSpec, content_digest, inspect_module
+from tests.test_cli import run_in_terminal
 
 
 def _run_cli(*args, extra_python_flags=()):
@@ -320,6 +321,9 @@ def test_missing_and_non_module_paths(tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
     with pytest.raises(InvalidModuleError, match="not a module"):
         inspect_module(tmp_path / "notes.txt")
+    (tmp_path / "model.keras").write_text("hello")
+    with pytest.raises(InvalidModuleError, match=r"model.keras is not a Keras file \(not a zip archive\)"):
+        inspect_module(tmp_path / "model.keras")
 
 
 def test_every_truncation_is_a_clean_error(tiny_image_module, tmp_path):
@@ -377,6 +381,22 @@ def test_cli_human_output_shows_risks(risky_module):
     assert result.returncode == 0, result.stderr
     for text in ("TF2 SavedModel", "Risky ops", "ReadFile", "EagerPyFunc", "writes (creates or overwrites)"):
         assert text in result.stdout
+
+
+def test_cli_tables_fit_a_narrow_terminal(tiny_image_module):
+    lines = run_in_terminal(["inspect", str(tiny_image_module)], columns=60)
+    assert max(len(line) for line in lines) <= 60
+    header = next(line for line in lines if "Signature" in line and "Dtype" in line)
+    assert "Name" in header and "Shape" in header  # Squeezed columns wrap; none disappears.
+
+
+def test_cli_json_path_is_absolute_for_a_relative_module_path(tiny_image_module):
+    result = subprocess.run(
+        [sys.executable, "-m", "hubcli", "inspect", tiny_image_module.name, "--json"],
+        capture_output=True, text=True, timeout=120, cwd=tiny_image_module.parent,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["path"] == str(tiny_image_module)
 
 
 def test_cli_inspects_a_handle_through_the_cache(tiny_text_archive, tmp_path):

@@ -113,3 +113,21 @@ def test_garbled_lock_expires_by_age(tmp_path):
     old = time.time() - 120
     os.utime(path, (old, old))
     assert not holder_is_alive(path, stale_after=60)
+
+
+def test_lock_whose_record_cannot_be_written_is_not_left_behind(tmp_path):
+    # On a full disk the lock file is created but its record fails to write; an empty lock
+    # left behind would make the next pull wait out the stale timeout for a holder that never was.
+    path = tmp_path / "entry.lock"
+    probe = (
+        "import resource, sys\n"
+        "from hubcli.lock import FileLock\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))  # every write to a file now fails, as on a full disk\n"
+        "try:\n"
+        f"    FileLock({str(path)!r}).acquire()\n"
+        "except OSError as err:\n"
+        "    sys.exit(err.errno)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.returncode not in (0, 1), done.stderr  # The write failed with an errno...
+    assert not path.exists()  # ...and the half-made lock is gone.

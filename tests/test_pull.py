@@ -152,6 +152,15 @@ def test_malicious_archive_over_http_leaves_nothing(hub, tmp_path):
     assert not (tmp_path / "outside.txt").exists()
 
 
+def test_download_that_is_not_a_module_names_the_handle_not_the_part_file(hub, tmp_path):
+    page = tmp_path / "login.html"
+    page.write_text("<html>Sign in to continue</html>")  # What a captive portal or an expired login serves.
+    hub.add_tfhub_module("google/tiny/1", page)
+    line = _one_error_line(cli("pull", HANDLE), 7)
+    assert line.startswith(f"error: {HANDLE} is not a readable tar archive") and ".part" not in line
+    assert list(hub.cache_dir.iterdir()) == []
+
+
 def test_package_attribute_pull_is_callable_after_submodule_import(tmp_path, monkeypatch, fake_archive):
     import hubcli
     import hubcli.pull  # noqa: F401 - rebinds the package attribute to the submodule
@@ -304,7 +313,7 @@ def test_deleted_file_is_reported_by_verify_and_repaired_by_pull(hub, fake_archi
     report = json.loads(cli("cache", "verify", "--json").stdout)
     assert report["entries"][0]["problems"] == ["missing variables/variables.index"]
     done = cli("pull", HANDLE)
-    assert done.returncode == 0 and "damaged" in done.stderr
+    assert done.returncode == 0 and done.stderr.count("damaged") == 1, done.stderr  # Said once, not once per look.
     assert done.stdout.splitlines()[-1] == str(path)
     assert cli("cache", "verify").returncode == 0
     assert len(hub.storage_gets()) == 2
@@ -380,6 +389,74 @@ def test_kill_9_mid_download_then_pull_resumes_with_range(hub, tmp_path):
     assert cli("cache", "verify").returncode == 0
 
 
+def test_ctrl_c_mid_download_is_one_line_exit_130_then_pull_resumes(hub, tmp_path):
+    big = make_fake_module_archive(tmp_path / "big.tar.gz", payload_bytes=3_000_000)
+    hub.add_tfhub_module("google/tiny/1", big)
+    hub.throttle_bps = 1_000_000
+    name = _sha1(HANDLE)
+    part = hub.cache_dir / f"{name}.part"
+    # A child of a shell job may inherit SIGINT as ignored; a user's Ctrl-C is never ignored.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hubcli", "pull", HANDLE],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    deadline = time.monotonic() + 60
+    while (not part.exists() or part.stat().st_size < 300_000) and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err.splitlines() == ["error: interrupted"] and out == ""
+    assert not (hub.cache_dir / name).exists() and not (hub.cache_dir / f"{name}.lock").exists()
+    kept = part.stat().st_size
+    assert 0 < kept < big.stat().st_size
+
+    hub.throttle_bps = None
+    done = cli("pull", HANDLE, "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["sha256"] == _sha(big)
+    assert int(hub.storage_gets()[-1].headers["Range"][6:-1]) >= kept
+
+
+def _zeros_module_archive(path: Path, payload_bytes: int) -> Path:
+    """A module archive that is tiny on the wire and ``payload_bytes`` once extracted."""
+    import io
+    import tarfile
+
+    with tarfile.open(path, "w:gz") as tar:
+        info = tarfile.TarInfo("saved_model.pb")
+        info.size = payload_bytes
+        tar.addfile(info, io.BytesIO(bytes(payload_bytes)))
+    return path
+
+
+@pytest.mark.parametrize("phase", ["download", "extraction"])
+def test_full_disk_is_one_line_and_leaves_nothing_behind(hub, tmp_path, phase):
+    import resource
+
+    limit = 1_000_000
+    if phase == "download":
+        archive = make_fake_module_archive(tmp_path / "big.tar.gz", payload_bytes=3 * limit)
+    else:
+        archive = _zeros_module_archive(tmp_path / "zeros.tar.gz", 3 * limit)
+    hub.add_tfhub_module("google/tiny/1", archive)
+    # Files of this process cannot grow past `limit`: writes fail mid-way, as on a full disk.
+    done = subprocess.run(
+        [sys.executable, "-m", "hubcli", "pull", HANDLE],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)),
+    )
+    assert "cannot install" in _one_error_line(done, 1) and done.stdout == ""
+    # A partial download the disk cannot hold must not keep the disk full.
+    assert sorted(p.name for p in hub.cache_dir.iterdir()) == []
+
+
 # --- CLI contract ---------------------------------------------------------------------------
 
 
@@ -413,6 +490,18 @@ def test_every_error_is_one_stderr_line_and_nonzero(hub, fake_archive, tmp_path,
     done = cli("pull", *args)
     assert fragment in _one_error_line(done, code)
     assert done.stdout == ""
+
+
+def test_cache_dir_that_is_a_file_is_named_as_such(hub, fake_archive, tmp_path):
+    hub.add_tfhub_module("google/tiny/1", fake_archive)
+    not_a_dir = tmp_path / "cache.txt"
+    not_a_dir.write_text("notes")
+    for args in (["pull", HANDLE], ["inspect", HANDLE]):
+        line = _one_error_line(cli(*args, "--cache-dir", str(not_a_dir)), 2)
+        assert line == f"error: cache directory {not_a_dir} is a file, not a directory"
+    below = not_a_dir / "modules"  # Nothing can be cached there: not in the cache, rather than "damaged".
+    assert "is not in the cache" in _one_error_line(cli("pull", HANDLE, "--offline", "--cache-dir", str(below)), 4)
+    assert not_a_dir.read_text() == "notes"
 
 
 def test_network_failure_after_retries_is_one_line(hub, monkeypatch):

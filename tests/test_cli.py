@@ -1,0 +1,80 @@
+"""The console entry point itself: exit codes and stderr for what is not any one command's business."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hubcli import __version__
+
+HUBCLI = Path(sys.executable).with_name("hubcli")
+
+
+@pytest.fixture(autouse=True)
+def no_config(tmp_path, monkeypatch):
+    monkeypatch.setenv("HUBCLI_CONFIG", str(tmp_path / "no-config.toml"))
+
+
+def run_cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([str(HUBCLI), *args], capture_output=True, text=True, timeout=60, **kwargs)
+
+
+def run_in_terminal(args: list[str], columns: int = 80, stream: str = "stdout") -> list[str]:
+    """Run hubcli with ``stream`` on a real terminal ``columns`` wide; its lines there, colour codes removed."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))  # rows, columns
+    other = "stderr" if stream == "stdout" else "stdout"
+    proc = subprocess.Popen(
+        [str(HUBCLI), *args], **{stream: follower, other: subprocess.PIPE}, env={**os.environ, "COLUMNS": str(columns)}
+    )
+    os.close(follower)
+    output = b""
+    try:
+        while chunk := _read_terminal(leader):  # Read while it runs: a full terminal buffer would block it.
+            output += chunk
+    finally:
+        os.close(leader)
+    rest = getattr(proc, other).read().decode()
+    assert proc.wait(timeout=120) == 0, rest
+    return re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", output.decode()).splitlines()
+
+
+def _read_terminal(fd: int) -> bytes:
+    try:
+        return os.read(fd, 65536)
+    except OSError:  # EIO: the other side is closed and everything has been read.
+        return b""
+
+
+def test_version_prints_the_version():
+    result = run_cli("--version")
+    assert (result.returncode, result.stdout, result.stderr) == (0, f"{__version__}\n", "")
+
+
+@pytest.mark.parametrize("args", [[], ["cache"]], ids=["hubcli", "cache"])
+def test_no_command_shows_help_without_an_empty_error_line(args):
+    result = run_cli(*args)
+    assert "Usage:" in result.stdout + result.stderr
+    assert "error:" not in result.stderr
+
+
+@pytest.mark.parametrize("args", [["list"], ["list", "--json"], ["search", "mobilenet"]], ids=["table", "json", "search"])
+def test_closed_stdout_is_silent_and_not_a_failure(args):
+    # `hubcli list | head -3`: the reader is gone before hubcli writes; under `set -o pipefail` that must not fail.
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run([str(HUBCLI), *args], stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=60)
+    finally:
+        os.close(write_end)
+    assert (result.returncode, result.stderr) == (0, "")
