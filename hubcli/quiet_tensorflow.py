@@ -10,7 +10,7 @@ are TF's runtime errors, which reach hubcli as exceptions; the C++ log level
 is 3 because the device probe logs a harmless cuInit ERROR on machines
 without a GPU.
 
-Library users are left alone: only ``hubcli.cli.main`` installs the hook.
+Library users are left alone: only the CLI and the recipe scripts install the hook.
 """
 
 from __future__ import annotations
@@ -65,8 +65,15 @@ class _QuietTensorFlowFinder(importlib.abc.MetaPathFinder):
 
 
 def install() -> None:
-    """Silence the first ``import tensorflow`` of this process (no-op if TF is already loaded)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    """Silence the first ``import tensorflow`` of this process (no-op if TF is already loaded).
+
+    ``HUBCLI_DEBUG=1`` leaves TensorFlow's logging as it is, for diagnosing TF itself.
+    """
+    if os.environ.get("HUBCLI_DEBUG") == "1":
+        return
+    # Set, not defaulted: a parent process (a script, a test runner) often exports level 2,
+    # which still lets the no-GPU cuInit ERROR line through to our stderr.
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
     if "tensorflow" in sys.modules or any(isinstance(f, _QuietTensorFlowFinder) for f in sys.meta_path):
         return
     sys.meta_path.insert(0, _QuietTensorFlowFinder())

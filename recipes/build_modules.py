@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from hubcli import console
+from hubcli import console, quiet_tensorflow
 from hubcli.errors import HubcliError, UsageError
 from recipes.saved_module import read_metadata, sha256_file
 
@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="rebuild even when up to date")
     parser.add_argument("--publish-to", type=Path, help="also publish them into this registry directory")
     args = parser.parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet_tensorflow.install()
     try:
         recipes = recipes_for(args.only)
         if not recipes:

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hubcli import console
+from hubcli import console, quiet_tensorflow
 from hubcli.errors import DataError, HubcliError
 from recipes import build_modules
 
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=Path(".cache/demo_images"), help="where the demo images are written")
     parser.add_argument("--output", type=Path, default=Path("runs/demo"), help="the run directory")
     args = parser.parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet_tensorflow.install()
     try:
         (recipe,) = [r for r in build_modules.recipes_for("image") if r.name == FEATURE_MODULE]
         module_dir, _ = build_modules.build_module(args.modules, recipe)

@@ -78,3 +78,23 @@ def test_closed_stdout_is_silent_and_not_a_failure(args):
     finally:
         os.close(write_end)
     assert (result.returncode, result.stderr) == (0, "")
+
+
+def test_tensorflow_start_up_prints_nothing_on_the_cli_stderr():
+    """TF's C++ start-up lines (absl, cuda probe) would break the one-line-per-error rule."""
+    import os
+    import subprocess
+    import sys
+
+    probe = (
+        "from hubcli import quiet_tensorflow\n"
+        "quiet_tensorflow.install()\n"
+        "import tensorflow as tf\n"
+        "print(int(tf.reduce_sum(tf.ones(3))))\n"
+    )
+    # A parent that exports level 2 (as many scripts and test runners do) must not weaken it.
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env.pop("HUBCLI_DEBUG", None)
+    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "3"
+    assert done.stderr == ""
