@@ -742,9 +742,10 @@ def export_command(
     quiet: QuietOpt = False,
 ) -> None:
     """Export a trained run as a SavedModel, a TFLite model or a .keras file, and check it agrees with the run."""
-    from .export import export_run
+    from .export import check_export_options, export_run
 
     _start(quiet, json_output)
+    check_export_options(format, quantize, min_agreement)  # a bad option is the only line printed
     console.info(f"exporting {run} as {format}" + (f" ({quantize})" if format == "tflite" else ""))
     result = export_run(run, format, output=output, quantize=quantize, min_agreement=min_agreement, overwrite=overwrite)
     if json_output:

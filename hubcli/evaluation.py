@@ -45,11 +45,14 @@ def classification_metrics(y_true: Sequence[int], probabilities: np.ndarray, lab
         f1 = round(2 * precision * recall / (precision + recall), 4) if precision + recall else 0.0
         per_class[name] = {"precision": precision, "recall": recall, "f1": f1, "support": int(matrix[index, :].sum())}
     picked = probabilities[np.arange(len(y_true)), y_true] if len(y_true) else np.ones(0)
+    # Macro F1 over the classes the data has or the model predicted (as scikit-learn does):
+    # evaluating on a subset of a model's classes must not count the absent ones as F1 = 0.
+    seen = [name for index, name in enumerate(labels) if matrix[index, :].sum() or matrix[:, index].sum()]
     return {
         "accuracy": _ratio((y_pred == y_true).sum(), len(y_true)),
         "loss": round(float(-np.log(np.clip(picked, 1e-7, 1.0)).mean()), 4) if len(y_true) else None,
         "examples": int(len(y_true)),
-        "macro_f1": round(float(np.mean([c["f1"] for c in per_class.values()])), 4),
+        "macro_f1": round(float(np.mean([per_class[name]["f1"] for name in seen])), 4) if seen else 0.0,
         "per_class": per_class,
         "confusion_matrix": matrix.tolist(),
     }

@@ -61,6 +61,31 @@ class Run:
     image_size: tuple[int, int] | None
     #: File name of the representative inputs inside the run, or None.
     representative: str | None
+    #: Module handle -> the directory the run resolved it to (its module and any preprocessor).
+    module_paths: dict[str, str] = field(default_factory=dict)
+
+    def load_keras_model(self, path: Path | None = None):
+        """The run's ``model.keras`` (or a copy at ``path``), its modules found where the run found them.
+
+        Without that, reloading a hub handle would use this process's default cache and
+        mirror, which need not be the ones the run was trained with.
+        """
+        import keras
+
+        from .errors import HubcliError
+        from .layer import known_module_paths
+
+        try:
+            with known_module_paths(self.module_paths):
+                return keras.models.load_model(path or self.keras_model)
+        except Exception as err:
+            # Keras wraps a layer's own error (module not found, offline...) in a long TypeError.
+            cause = err
+            while cause is not None and not isinstance(cause, HubcliError):
+                cause = cause.__cause__ or cause.__context__
+            if cause is not None:
+                raise cause from None
+            raise
 
     def samples(self, limit: int = _MAX_CHECK_SAMPLES) -> np.ndarray | None:
         """Up to ``limit`` representative inputs as the model takes them (float images or str objects)."""
@@ -103,7 +128,12 @@ def open_run(path: str | os.PathLike) -> Run:
     except (ValueError, KeyError, TypeError) as err:
         raise ExportError(f"{run_file} is damaged: {err}") from None
     size = meta.get("image_size")
-    return Run(run_dir, task, labels, tuple(size) if size else None, meta.get("representative"))
+    module_paths = {
+        part["handle"]: part["path"]
+        for part in (meta.get("module"), meta.get("preprocessor"))
+        if isinstance(part, dict) and part.get("handle") and part.get("path") and Path(part["path"]).is_dir()
+    }
+    return Run(run_dir, task, labels, tuple(size) if size else None, meta.get("representative"), module_paths)
 
 
 @dataclass(frozen=True)
@@ -173,15 +203,8 @@ def default_output(run: Run, format: str, quantize: str = "none") -> Path:
     return export_dir / ("model.tflite" if quantize == "none" else f"model_{quantize}.tflite")
 
 
-def export_run(
-    run_or_model: str | os.PathLike,
-    format: str,
-    output: str | os.PathLike | None = None,
-    quantize: str = "none",
-    min_agreement: float = DEFAULT_MIN_AGREEMENT,
-    overwrite: bool = False,
-) -> ExportResult:
-    """Export a run as ``format`` and check it against the run's serving model."""
+def check_export_options(format: str, quantize: str = "none", min_agreement: float = DEFAULT_MIN_AGREEMENT) -> None:
+    """Refuse inconsistent options before any work (the CLI calls it before its status line)."""
     from .tflite_export import QUANTIZE_MODES
 
     if format not in FORMATS:
@@ -192,6 +215,18 @@ def export_run(
         raise UsageError("--quantize applies to --format tflite only")
     if not 0.0 <= min_agreement <= 1.0:
         raise UsageError("--min-agreement must be between 0 and 1")
+
+
+def export_run(
+    run_or_model: str | os.PathLike,
+    format: str,
+    output: str | os.PathLike | None = None,
+    quantize: str = "none",
+    min_agreement: float = DEFAULT_MIN_AGREEMENT,
+    overwrite: bool = False,
+) -> ExportResult:
+    """Export a run as ``format`` and check it against the run's serving model."""
+    check_export_options(format, quantize, min_agreement)
     run = open_run(run_or_model)
     samples = run.samples()
     if samples is None:
@@ -205,7 +240,7 @@ def export_run(
         raise UsageError(f"--output for --format {format} must end in {suffix}")
     target.parent.mkdir(parents=True, exist_ok=True)
 
-    from .training import ServingModel
+    from .training import ServingModel, out_of_space
 
     # The reference is computed exactly as evaluate and predict compute a run's answers.
     reference = ServingModel(run).probabilities(samples)
@@ -228,6 +263,11 @@ def export_run(
             _write_text_atomic(result.labels_path, "\n".join(run.labels) + "\n")
         _replace(candidate, target)
         return result
+    except OSError as err:
+        reason = out_of_space(err)
+        if reason:
+            raise ExportError(f"cannot write {target}: {reason}; nothing was written") from None
+        raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -248,30 +288,23 @@ def _export_savedmodel(run: Run, samples: np.ndarray, candidate: Path, reference
 
 
 def _export_keras(run: Run, samples: np.ndarray, candidate: Path, reference: np.ndarray, quantize: str):
-    import keras
-
-    from . import layer  # noqa: F401 - registers hubcli>HubLayer, the one custom object allowed
-
     if not run.keras_model.is_file():
         raise ExportError(f"run {run.path} has no model.keras to export")
     shutil.copyfile(run.keras_model, candidate)
     foreign = _custom_objects(candidate)
     if foreign:
         raise ExportError(f"{run.keras_model} needs custom objects other than hubcli's HubLayer: {', '.join(foreign)}")
-    model = keras.models.load_model(candidate)
+    model = run.load_keras_model(candidate)
     probabilities = _predict_keras(model, samples)
     return {"keras": compare_probabilities(reference, probabilities)}, {}
 
 
 def _export_tflite(run: Run, samples: np.ndarray, candidate: Path, reference: np.ndarray, quantize: str):
-    import keras
-
-    from . import layer  # noqa: F401 - registers hubcli>HubLayer for load_model
     from .tflite_export import convert_keras_model, embed_labels, run_tflite
 
     if not run.keras_model.is_file():
         raise ExportError(f"run {run.path} has no model.keras to convert")
-    model = keras.models.load_model(run.keras_model)
+    model = run.load_keras_model()
     flatbuffer, details = convert_keras_model(model, quantize, representative=samples)
     candidate.write_bytes(embed_labels(flatbuffer, run.labels))
     probabilities = run_tflite(candidate.read_bytes(), samples)

@@ -34,6 +34,9 @@ from typing import Sequence
 
 import numpy as np
 
+from . import console
+
+
 def features_root(cache_dir: str | os.PathLike) -> Path:
     """Where features live for a module cache directory (``hubcli.Settings.cache_dir``)."""
     return Path(cache_dir) / "features"
@@ -57,6 +60,7 @@ class FeatureCache:
         self.directory = Path(root) / module_digest.split(":")[-1][:32] / hashlib.sha1(preprocessing.encode()).hexdigest()[:16]
         self.preprocessing = preprocessing
         self._index: dict[str, tuple[str, int]] | None = None
+        self._unwritable = False
 
     def _load_index(self) -> dict[str, tuple[str, int]]:
         if self._index is None:
@@ -91,18 +95,32 @@ class FeatureCache:
         return found, missing
 
     def put(self, keys: Sequence[str], features: np.ndarray) -> None:
-        """Store one shard: the .npy first, then its .keys, each via a rename."""
-        if len(keys) == 0:
+        """Store one shard: the .npy first, then its .keys, each via a rename.
+
+        A cache that cannot be written (disk full, read-only) only costs speed, so it
+        is one warning and the caller goes on without storing, never a failed run.
+        """
+        if len(keys) == 0 or self._unwritable:
             return
         features = np.asarray(features, dtype=np.float32)
         if features.shape[0] != len(keys):
             raise ValueError(f"{len(keys)} keys for {features.shape[0]} feature rows")
+        stem = f"shard-{uuid.uuid4().hex}"
+        try:
+            self._write_shard(stem, keys, features)
+        except OSError as err:
+            self._unwritable = True
+            # A .npy whose .keys never arrived is invisible to readers; drop it to free the space.
+            (self.directory / f"{stem}.npy").unlink(missing_ok=True)
+            console.warn(f"feature cache {self.directory} cannot be written ({err.strerror or err}); continuing without caching")
+            return
+        index = self._load_index()
+        index.update((key, (f"{stem}.npy", row)) for row, key in enumerate(keys))
+
+    def _write_shard(self, stem: str, keys: Sequence[str], features: np.ndarray) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         note = self.directory / "preprocessing.txt"
         if not note.exists():
             _write_atomically(note, lambda h: h.write(self.preprocessing.encode("utf-8") + b"\n"))
-        stem = f"shard-{uuid.uuid4().hex}"
         _write_atomically(self.directory / f"{stem}.npy", lambda h: np.save(h, features))
         _write_atomically(self.directory / f"{stem}.keys", lambda h: h.write("".join(f"{k}\n" for k in keys).encode("utf-8")))
-        index = self._load_index()
-        index.update((key, (f"{stem}.npy", row)) for row, key in enumerate(keys))

@@ -50,11 +50,27 @@ def _visible(path: Path) -> bool:
     return not path.name.startswith(".")
 
 
+def _is_run(path: Path) -> bool:
+    return (path / "run.json").is_file()
+
+
+def _holds_runs(path: Path) -> bool:
+    """A run directory, or a folder of only runs (the default ``runs/``).
+
+    ``cd flowers && hubcli retrain-images .`` writes runs/ beside the class folders;
+    their plots must not become a class of images on the next run.
+    """
+    if _is_run(path):
+        return True
+    children = [child for child in path.iterdir() if _visible(child)]
+    return bool(children) and all(child.is_dir() and _is_run(child) for child in children)
+
+
 def _image_files(folder: Path) -> list[Path]:
-    """Image files under ``folder`` (recursively), skipping hidden files and folders, sorted."""
+    """Image files under ``folder`` (recursively), skipping hidden files and folders and runs, sorted."""
     found = []
     for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and not _is_run(Path(dirpath) / d))
         found.extend(
             Path(dirpath) / name
             for name in sorted(filenames)
@@ -64,7 +80,7 @@ def _image_files(folder: Path) -> list[Path]:
 
 
 def _class_folders(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_dir() and _visible(p))
+    return sorted(p for p in folder.iterdir() if p.is_dir() and _visible(p) and not _holds_runs(p))
 
 
 def scan_image_folder(root: str | os.PathLike) -> tuple[list[str], list[Example]]:
@@ -73,6 +89,8 @@ def scan_image_folder(root: str | os.PathLike) -> tuple[list[str], list[Example]
     Keys are paths relative to ``root`` (posix), the split hash's input.
     """
     root = Path(root)
+    if root.is_file():
+        raise DataError(f"{root} is a file, not a folder of class folders of images")
     if not root.is_dir():
         raise NotFoundError(f"dataset folder {root} does not exist")
     subfolders = _class_folders(root)
@@ -197,6 +215,16 @@ def decode_image(data: bytes, size: tuple[int, int]) -> np.ndarray:
         return np.asarray(image, dtype=np.uint8)
 
 
+def decode_failure(err: Exception) -> str:
+    """Why decode_image failed, in words for a warning or an error line."""
+    from PIL import UnidentifiedImageError
+
+    if isinstance(err, UnidentifiedImageError):
+        # PIL's own text names an in-memory buffer ("<_io.BytesIO object at 0x...>"), not the file.
+        return "not a recognised image format"
+    return f"{type(err).__name__}: {err}".strip()
+
+
 class ImageModality:
     """The image side of the training core (see hubcli.training for the interface)."""
 
@@ -222,7 +250,7 @@ class ImageModality:
         try:
             return decode_image(read_source(example.source), self.image_size)
         except Exception as err:  # noqa: BLE001 - PIL raises many types for damaged files
-            return f"{type(err).__name__}: {err}".strip()
+            return decode_failure(err)
 
     def iter_inputs(self, examples: Sequence[Example], batch_size: int) -> Iterator[tuple[list[int], np.ndarray]]:
         """Decode in a thread pool that stays a sliding window ahead of the consumer, and batch.
@@ -330,12 +358,14 @@ class ImageModality:
         images = []
         for path in paths:
             path = Path(path)
+            if path.is_dir():
+                raise UsageError(f"{path} is a folder; give image files, e.g. {path / '*.jpg'}")
             if not path.is_file():
                 raise NotFoundError(f"{path}: no such file")
             try:
                 images.append(decode_image(path.read_bytes(), self.image_size))
             except Exception as err:  # noqa: BLE001 - PIL raises many types for damaged files
-                raise DataError(f"{path}: not a readable image ({type(err).__name__}: {err})") from None
+                raise DataError(f"{path}: not a readable image ({decode_failure(err)})") from None
         return np.stack(images).astype(np.float32) / 255.0
 
 
@@ -355,14 +385,15 @@ def parse_image_size(text: str | None) -> tuple[int, int] | None:
 
 def module_image_size(info, requested: tuple[int, int] | None, handle: str) -> tuple[int, int]:
     """The size images are resized to: the module's own, else --image-size; they must agree."""
+    # First: a text module has no image size either, and asking for one would mislead.
+    if info.takes_strings:
+        raise InvalidModuleError(f"module {handle} takes strings, not images; use classify-text")
     own = tuple(info.image_size) if info.image_size else None
     if own and requested and own != requested:
         raise UsageError(f"module {handle} takes {own[0]}x{own[1]} images; --image-size {requested[0]}x{requested[1]} disagrees")
     size = own or requested
     if size is None:
         raise InvalidModuleError(f"module {handle} does not say which image size it takes; pass --image-size HEIGHTxWIDTH")
-    if info.takes_strings:
-        raise InvalidModuleError(f"module {handle} takes strings, not images; use classify-text")
     return size
 
 

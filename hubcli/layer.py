@@ -29,8 +29,10 @@ Example:
 
 from __future__ import annotations
 
+import contextvars
 import importlib
 import inspect
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +43,28 @@ from .errors import InvalidModuleError
 
 #: ``output_key`` that returns a module's whole output dict (a BERT preprocessor's tensors).
 ALL_OUTPUTS = "*"
+
+#: handle -> module directory already on disk, consulted before resolving (see known_module_paths).
+_KNOWN_PATHS: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("hubcli_known_module_paths", default={})
+
+
+@contextmanager
+def known_module_paths(paths: dict[str, str]):
+    """HubLayers created inside (e.g. by ``keras.models.load_model``) use these directories for these handles.
+
+    A saved layer keeps only its handle. A run records where its handles were resolved
+    (with the run's --cache-dir and --mirror), which the default settings of a later
+    process, say ``hubcli export``, may not reach.
+
+    Example:
+        >>> with known_module_paths({"acme/flowers/1": "/cache/3f2a..."}):  # doctest: +SKIP
+        ...     model = keras.models.load_model("runs/flowers/model.keras")
+    """
+    token = _KNOWN_PATHS.set({**_KNOWN_PATHS.get(), **paths})
+    try:
+        yield
+    finally:
+        _KNOWN_PATHS.reset(token)
 
 
 def _module_callable(module, signature: str | None, format_name: str):
@@ -116,7 +140,8 @@ class HubLayer(keras.layers.Layer):
         self.signature = signature
         self.output_key = output_key
         self.arguments = dict(arguments or {})
-        self.module_path = Path(resolve_module_path(self.handle, settings or Settings.load()))
+        known = _KNOWN_PATHS.get().get(self.handle)
+        self.module_path = Path(known) if known else Path(resolve_module_path(self.handle, settings or Settings.load()))
         self.info = inspect_module(self.module_path)
         for library in self.info.op_libraries or ():
             # Registers the custom ops (e.g. tensorflow_text) the graph needs before loading.

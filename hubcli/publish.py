@@ -189,7 +189,6 @@ def _module_spec(info) -> dict[str, Any]:
 
 def _module_from_run(run_path: Path, target: Path, as_: str) -> tuple[Path, dict]:
     """Save a run's feature module (head removed) or whole classifier as a Reusable SavedModel."""
-    import keras
     import tensorflow as tf
 
     from .export import open_run
@@ -198,7 +197,7 @@ def _module_from_run(run_path: Path, target: Path, as_: str) -> tuple[Path, dict
     run = open_run(run_path)
     if not run.keras_model.is_file():
         raise ExportError(f"run {run.path} has no model.keras")
-    model = keras.models.load_model(run.keras_model)
+    model = run.load_keras_model()
     encoders = [layer for layer in model.layers if isinstance(layer, HubLayer)]
     if len(encoders) != 1:
         raise ExportError(f"run {run.path}: expected one hub module in the model, found {len(encoders)}")

@@ -690,6 +690,10 @@ def check_text_module(module_handle: str, preprocessor_handle: str | None, setti
     from .pull import resolve_module_path
 
     handle = preprocessor_handle or module_handle
-    if not inspect_module(resolve_module_path(handle, settings)).takes_strings:
+    info = inspect_module(resolve_module_path(handle, settings))
+    if info.image_size:
+        # An image module given by mistake: the BERT hint below would send the user the wrong way.
+        raise InvalidModuleError(f"module {handle} takes images, not strings; use retrain-images")
+    if not info.takes_strings:
         hint = "" if preprocessor_handle else "; BERT-style encoders need --preprocessor HANDLE"
         raise InvalidModuleError(f"module {handle} does not take strings{hint}")

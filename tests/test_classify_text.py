@@ -306,7 +306,7 @@ def test_an_image_module_or_no_module_is_refused(tiny_image_module, rows, tmp_pa
     data = text_corpus.write_tab_lines(tmp_path / "reviews.txt", rows)
     result = run_cli("classify-text", data, "--module", tiny_image_module, "--output", tmp_path / "run", "--cache-dir", tmp_path / "c")
     assert result.returncode == 7 and result.stderr.splitlines() == [
-        f"error: module {tiny_image_module} does not take strings; BERT-style encoders need --preprocessor HANDLE"
+        f"error: module {tiny_image_module} takes images, not strings; use retrain-images"
     ]
     result = run_cli("classify-text", data, "--module", tmp_path / "nowhere", "--output", tmp_path / "run", "--cache-dir", tmp_path / "c")
     assert result.returncode == 3 and len(result.stderr.splitlines()) == 1 and "nowhere" in result.stderr

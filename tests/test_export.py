@@ -174,6 +174,17 @@ def test_library_errors(image_run, tmp_path):
     assert (tmp_path / "taken.keras").read_text() == "x"
 
 
+@pytest.mark.parametrize("format", ["savedmodel", "keras"])
+def test_a_full_disk_is_one_clear_error_and_leaves_nothing(image_run, tmp_path, format):
+    from hubcli.export import export_run
+    from tests.disk_full import file_size_limit
+
+    target = tmp_path / "out" / f"model.{format}"
+    with file_size_limit(1024), pytest.raises(ExportError, match=f"cannot write {target}: File too large"):
+        export_run(image_run, format, output=target)
+    assert list((tmp_path / "out").iterdir()) == []
+
+
 def _hubcli(*args):
     return subprocess.run([sys.executable, "-m", "hubcli", *map(str, args)], capture_output=True, text=True, timeout=300)
 
@@ -200,6 +211,8 @@ def test_cli_bad_inputs(image_run, tmp_path):
 
     wrong = _hubcli("export", image_run, "--format", "keras", "--quantize", "dynamic")
     assert wrong.returncode == 2 and "tflite only" in _error_line(wrong)
+    # Bad options are the only line: no "exporting ..." status before the error.
+    assert len(wrong.stderr.splitlines()) == 1, wrong.stderr
 
 
 def test_cli_json_document(image_run, tmp_path):

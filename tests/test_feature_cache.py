@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from hubcli.feature_cache import FeatureCache
+from tests.disk_full import file_size_limit
 
 
 def test_put_then_get_in_a_new_instance(tmp_path):
@@ -37,3 +38,16 @@ def test_a_shard_without_its_keys_file_is_ignored(tmp_path):
     np.save(cache.directory / "shard-orphan.npy", np.ones((1, 2), np.float32))
     found, missing = FeatureCache(tmp_path, "a" * 64, "p").get(["k"])
     assert list(found) == ["k"] and missing == []
+
+
+def test_a_cache_that_cannot_be_written_warns_once_and_keeps_nothing_partial(tmp_path, capsys):
+    cache = FeatureCache(tmp_path, "d" * 64, "image-v1-32x32")
+    with file_size_limit(256):
+        cache.put(["a"], np.ones((1, 4), np.float32))  # fits
+        cache.put(["b", "c"], np.ones((2, 1024), np.float32))  # 8 KB: the "disk" is full
+        cache.put(["d", "e"], np.ones((2, 1024), np.float32))
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "feature cache" in line]
+    assert len(warnings) == 1 and warnings[0].startswith("warning:")
+    found, missing = FeatureCache(tmp_path, "d" * 64, "image-v1-32x32").get(["a", "b", "d"])
+    assert list(found) == ["a"] and missing == ["b", "d"]
+    assert sorted(p.suffix for p in cache.directory.iterdir() if p.name.startswith("shard-")) == [".keys", ".npy"]

@@ -88,6 +88,18 @@ def test_scan_ignores_hidden_and_non_image_files(tmp_path):
     assert len(examples) == 12 and all(not e.key.split("/")[-1].startswith(".") for e in examples)
 
 
+def test_runs_written_inside_the_data_folder_are_not_classes(tmp_path):
+    # `cd flowers && hubcli retrain-images .` puts its default runs/ beside the class folders.
+    make_image_dataset(tmp_path, per_class=4)
+    for run in (tmp_path / "runs" / "flowers", tmp_path / "blue_bars" / "run"):
+        (run / "plots").mkdir(parents=True)
+        (run / "run.json").write_text("{}")
+        (run / "plots" / "confusion_matrix.png").write_bytes((tmp_path / "red_squares" / "red_squares_001.png").read_bytes())
+    labels, examples = scan_image_folder(tmp_path)
+    assert labels == ["blue_bars", "green_discs", "red_squares"]
+    assert len(examples) == 12 and not [e for e in examples if "plots" in e.key]
+
+
 def test_pre_split_layout_keeps_its_splits(tmp_path):
     for split, count in (("train", 6), ("val", 3), ("test", 2)):
         make_image_dataset(tmp_path / split, per_class=count, seed=len(split))
@@ -125,6 +137,14 @@ def test_corrupt_and_truncated_files_are_skipped_and_listed(tmp_path):
     decoded = [i for positions, _ in modality.iter_inputs(examples, batch_size=5) for i in positions]
     assert len(decoded) == 12
     assert sorted(key for key, _ in modality.failures) == ["red_squares/garbage.png", "red_squares/truncated.jpg"]
+    # Reasons are for people: no "<_io.BytesIO object at 0x...>" from PIL.
+    assert dict(modality.failures)["red_squares/garbage.png"] == "not a recognised image format"
+
+
+def test_a_file_given_as_the_dataset_folder_is_named_as_a_file(tmp_path):
+    (tmp_path / "reviews.tsv").write_text("great\t1\n")
+    with pytest.raises(DataError, match="reviews.tsv is a file, not a folder of class folders"):
+        scan_image_folder(tmp_path / "reviews.tsv")
 
 
 def test_same_image_in_two_classes_is_reported(tmp_path, capsys):
@@ -174,6 +194,17 @@ def test_module_without_image_size_needs_the_option(tmp_path):
     with pytest.raises(InvalidModuleError, match="--image-size"):
         module_image_size(info, None, "dynamic")
     assert module_image_size(info, (24, 24), "dynamic") == (24, 24)
+
+
+def test_text_module_is_named_as_such_not_asked_for_an_image_size(tiny_text_module):
+    from hubcli.errors import InvalidModuleError
+    from hubcli.inspection import inspect_module
+
+    info = inspect_module(tiny_text_module)
+    # A text module has no image size either; the useful message is that it takes strings.
+    for requested in (None, (32, 32)):
+        with pytest.raises(InvalidModuleError, match="takes strings.*classify-text"):
+            module_image_size(info, requested, "text")
 
 
 def test_tfds_dataset_by_name_keeps_its_own_test_split(tmp_path):

@@ -137,7 +137,7 @@ def test_publish_checks_the_metadata_it_publishes(tiny_image_module, tiny_text_m
     assert not (registry / "index.json").exists()
 
 
-def test_feature_vector_round_trip_export_publish_pull_inspect_retrain(tuned_run, tiny_image_module, tmp_path):
+def test_feature_vector_round_trip_export_publish_pull_inspect_retrain(tuned_run, tiny_image_module, tmp_path, monkeypatch):
     import keras
     import tensorflow as tf
 
@@ -175,6 +175,13 @@ def test_feature_vector_round_trip_export_publish_pull_inspect_retrain(tuned_run
     data = synthetic_images.make_image_dataset(tmp_path / "data", per_class=12, seed=5)
     summary = retrain_images(data, published.handle, settings, TrainConfig(epochs=30, learning_rate=0.05), output=tmp_path / "again")
     assert summary["accuracy"] >= 0.9
+
+    # Exporting needs no --cache-dir/--mirror again: the run knows where its module was pulled to.
+    from hubcli.export import export_run
+
+    monkeypatch.setenv("HUBCLI_CACHE_DIR", str(tmp_path / "elsewhere"))
+    monkeypatch.setenv("HUBCLI_OFFLINE", "1")
+    assert export_run(tmp_path / "again", "keras").agreement.top1_agreement == 1.0
 
 
 def test_classification_module_reproduces_the_run(tuned_run, tmp_path):

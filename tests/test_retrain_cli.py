@@ -82,6 +82,8 @@ def test_evaluate_with_an_unknown_class_is_one_clear_error(shapes, tiny_image_mo
     (tmp_path / "fake.jpg").write_bytes(b"not a jpeg")
     code, out, err = run_cli(capsys, monkeypatch, "predict", run, tmp_path / "fake.jpg")
     _one_error_line(code, err, 8, "not a readable image")
+    code, out, err = run_cli(capsys, monkeypatch, "predict", run, other / "red_squares")
+    _one_error_line(code, err, 2, "is a folder; give image files")
 
 
 def test_bad_inputs_give_one_line_and_write_nothing(tiny_image_module, tmp_path, capsys, monkeypatch, cache):

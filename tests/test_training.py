@@ -13,8 +13,9 @@ tf = pytest.importorskip("tensorflow")
 
 from hubcli import image_data, training  # noqa: E402
 from hubcli.config import Settings  # noqa: E402
-from hubcli.errors import UsageError  # noqa: E402
+from hubcli.errors import HubcliError, UsageError  # noqa: E402
 from hubcli.layer import HubLayer  # noqa: E402
+from tests.disk_full import file_size_limit  # noqa: E402
 from tests.synthetic_images import make_image_dataset  # noqa: E402
 
 FAST = dict(epochs=40, learning_rate=0.05, batch_size=16, seed=3)
@@ -30,9 +31,11 @@ def settings(tmp_path_factory):
     return Settings.load(cache_dir=tmp_path_factory.mktemp("cache"))
 
 
-def _retrain(dataset, module_path, settings, output, **options):
+def _retrain(dataset, module_path, settings, output, overwrite=False, **options):
     config = training.TrainConfig(**{**FAST, **options})
-    return image_data.retrain_images(dataset, str(module_path), settings, config, output=output, validation_split=0.2, test_split=0.2)
+    return image_data.retrain_images(
+        dataset, str(module_path), settings, config, output=output, overwrite=overwrite, validation_split=0.2, test_split=0.2
+    )
 
 
 @pytest.fixture(scope="module")
@@ -132,6 +135,16 @@ def test_existing_output_is_never_replaced_without_overwrite(frozen_run, dataset
             output=output.parent / "never",
         )
     assert (output / "run.json").read_text() == before and not (output.parent / "never").exists()
+    assert not [p for p in output.parent.iterdir() if p.name.startswith(".")]
+
+
+def test_a_full_disk_is_one_clear_error_and_leaves_the_old_run_intact(frozen_run, dataset, tiny_image_module, settings):
+    output, _ = frozen_run
+    before = (output / "run.json").read_text()
+    # Features are cached already, so the first big write is the run directory's.
+    with file_size_limit(64 * 1024), pytest.raises(HubcliError, match=f"cannot write the run directory {output}: File too large"):
+        _retrain(dataset, tiny_image_module, settings, output, overwrite=True)
+    assert (output / "run.json").read_text() == before
     assert not [p for p in output.parent.iterdir() if p.name.startswith(".")]
 
 
