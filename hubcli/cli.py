@@ -8,6 +8,7 @@ library modules that need TF inside their bodies.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -538,7 +539,8 @@ def _report_run(command: str, summary: dict, json_output: bool, unit: str) -> No
     rate = f", {extraction['examples_per_s']:.0f} {unit}/s" if extraction["examples_per_s"] else ""
     console.info(
         f"features: {extraction['features_computed']} computed{rate}, {extraction['features_cached']} from cache; "
-        f"splits {summary['splits']}; trained in {summary['training_time_s']:.1f} s"
+        f"splits {', '.join(f'{name} {count}' for name, count in summary['splits'].items())}; "
+        f"trained in {summary['training_time_s']:.1f} s"
     )
     _print_metrics(f"{summary['evaluated_on']} metrics", summary)
     typer.echo(summary["output"])
@@ -821,6 +823,9 @@ def main() -> None:
     from . import quiet_tensorflow
 
     quiet_tensorflow.install()
+    # A CI timeout or `kill` sends SIGTERM: unwind like Ctrl-C, so staging dirs, temp files
+    # and locks are cleaned up and a partial download is kept for resuming.
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         returned = app(standalone_mode=False)
     except HubcliError as err:
@@ -832,8 +837,7 @@ def main() -> None:
         console.error_line("aborted")
         sys.exit(130)
     except KeyboardInterrupt:
-        console.error_line("interrupted")
-        sys.exit(130)
+        _exit_interrupted()
     except BrokenPipeError:
         _closed_stdout_exit()
     except SystemExit as done:
@@ -855,9 +859,26 @@ def main() -> None:
         sys.exit(70)
     # Without standalone mode typer returns (not raises) a typer.Exit's code, and turns Ctrl-C into Exit(130).
     if returned == 130:
-        console.error_line("interrupted")
+        _exit_interrupted()
     if isinstance(returned, int) and returned:
         sys.exit(returned)
+
+
+_terminated = False
+
+
+def _terminate(signum, frame) -> None:
+    global _terminated
+    _terminated = True
+    raise KeyboardInterrupt
+
+
+def _exit_interrupted() -> None:
+    if _terminated:
+        console.error_line("terminated")
+        sys.exit(128 + signal.SIGTERM)
+    console.error_line("interrupted")
+    sys.exit(130)
 
 
 def _closed_stdout_exit() -> None:

@@ -29,7 +29,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import errno
 import sys
 import types
 import urllib.parse
@@ -38,7 +37,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import cache, console
-from .errors import HubcliError, IntegrityError, InvalidModuleError, NetworkError, UnsafeContentError, UsageError
+from .errors import (
+    DISK_FULL_ERRNOS,
+    HubcliError,
+    IntegrityError,
+    InvalidModuleError,
+    NetworkError,
+    UnsafeContentError,
+    UsageError,
+)
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -69,10 +76,6 @@ class PullResult:
 
     def to_json(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "path": str(self.path)}
-
-
-#: Write failures that no retry or resume can cure: the disk (or quota, or file size limit) is full.
-_DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 
 @dataclass(frozen=True)
@@ -289,7 +292,7 @@ def _install(parsed, source: _Source, paths, pin, settings, force: bool, progres
         try:
             return _fetch_and_install(parsed, source, paths, expected, settings, progress)
         except OSError as err:
-            if err.errno in _DISK_FULL:
+            if err.errno in DISK_FULL_ERRNOS:
                 # Kept for a resume, a partial (or complete) archive would only keep the disk full.
                 paths.part.unlink(missing_ok=True)
             raise

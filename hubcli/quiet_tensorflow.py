@@ -24,7 +24,8 @@ from contextlib import contextmanager
 
 
 @contextmanager
-def _fd2_to_devnull():
+def native_stderr_silenced():
+    """Point file descriptor 2 at /dev/null for the block: C++ code writes there directly."""
     sys.stderr.flush()
     saved = os.dup(2)
     devnull = os.open(os.devnull, os.O_WRONLY)
@@ -46,7 +47,7 @@ class _SilentLoader(importlib.abc.Loader):
         return self._loader.create_module(spec)
 
     def exec_module(self, module):
-        with _fd2_to_devnull():
+        with native_stderr_silenced():
             self._loader.exec_module(module)
         # TF's Python side logs through these loggers ("WARNING:tensorflow:..."); keep errors only.
         for name in ("tensorflow", "absl", "h5py"):

@@ -40,18 +40,16 @@ Example:
 
 from __future__ import annotations
 
-import os
 import re
-import sys
 import tempfile
 import warnings
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from .errors import ExportError
+from .quiet_tensorflow import native_stderr_silenced
 
 QUANTIZE_MODES = ("none", "dynamic", "float16", "int8")
 
@@ -102,7 +100,7 @@ def _convert(saved_model: Path, quantize: str, representative, int8_only: bool) 
         sample = representative[:_CALIBRATION_LIMIT]
         converter.representative_dataset = lambda: ([sample[i : i + 1]] for i in range(len(sample)))
     try:
-        with _native_stderr_silenced():
+        with native_stderr_silenced():
             return converter.convert()
     except Exception as err:  # noqa: BLE001 - the converter raises several types; all mean "cannot convert"
         raise ExportError(f"TFLite conversion failed: {describe_converter_error(err)}") from None
@@ -187,7 +185,7 @@ def run_tflite(flatbuffer: bytes, inputs: np.ndarray, batch_size: int = 32) -> n
     import tensorflow as tf
 
     outputs = []
-    with warnings.catch_warnings(), _native_stderr_silenced():
+    with warnings.catch_warnings(), native_stderr_silenced():
         # tf.lite.Interpreter warns that it moves to ai_edge_litert; it still works in TF 2.21.
         warnings.simplefilter("ignore")
         interpreter = tf.lite.Interpreter(model_content=flatbuffer)
@@ -205,25 +203,6 @@ def run_tflite(flatbuffer: bytes, inputs: np.ndarray, batch_size: int = 32) -> n
             target = interpreter.get_output_details()[0]
             outputs.append(_from_tensor_dtype(interpreter.get_tensor(target["index"]), target))
     return np.concatenate(outputs, axis=0)
-
-
-@contextmanager
-def _native_stderr_silenced():
-    """Drop what the converter's and interpreter's C++ code prints on fd 2.
-
-    They log calibration settings and whole MLIR dumps there; the exception
-    already carries the error, and a failed export must print one line.
-    """
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 def _to_tensor_dtype(values: np.ndarray, detail: dict) -> np.ndarray:

@@ -77,7 +77,6 @@ Example (what ``retrain-images`` does):
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import shutil
@@ -93,7 +92,7 @@ import numpy as np
 import tensorflow as tf
 
 from . import console
-from .errors import DataError, HubcliError, UsageError
+from .errors import DISK_FULL_ERRNOS, DataError, HubcliError, UsageError
 from .evaluation import classification_metrics, plot_confusion_matrix, plot_training_curves
 from .feature_cache import FeatureCache, features_root
 from .splits import Example, LabeledData
@@ -421,20 +420,16 @@ def check_output(output: str | os.PathLike, overwrite: bool) -> Path:
     return output
 
 
-#: errno values of writes that no retry cures: the disk, the quota or the file-size limit is full.
-_OUT_OF_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
-
-
 def out_of_space(err: BaseException) -> str | None:
     """Why a write failed for lack of space, else None.
 
     Python's writes raise OSError with an errno; shutil.copytree (an OSError without one)
     and TensorFlow's own file ops (tf.errors) fold the OS message into a long text.
     """
-    if isinstance(err, OSError) and err.errno in _OUT_OF_SPACE_ERRNOS:
+    if isinstance(err, OSError) and err.errno in DISK_FULL_ERRNOS:
         return err.strerror
     if isinstance(err, (OSError, tf.errors.OpError)):
-        return next((os.strerror(code) for code in _OUT_OF_SPACE_ERRNOS if os.strerror(code) in str(err)), None)
+        return next((os.strerror(code) for code in DISK_FULL_ERRNOS if os.strerror(code) in str(err)), None)
     return None
 
 

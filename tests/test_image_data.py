@@ -185,7 +185,7 @@ def test_image_size_options():
 
 
 def test_module_without_image_size_needs_the_option(tmp_path):
-    from hubcli.errors import InvalidModuleError, UsageError
+    from hubcli.errors import InvalidModuleError
     from hubcli.inspection import inspect_module
     from tests.dynamic_module import build_dynamic_image_module
 

@@ -389,7 +389,8 @@ def test_kill_9_mid_download_then_pull_resumes_with_range(hub, tmp_path):
     assert cli("cache", "verify").returncode == 0
 
 
-def test_ctrl_c_mid_download_is_one_line_exit_130_then_pull_resumes(hub, tmp_path):
+@pytest.mark.parametrize("sent, code, message", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
+def test_ctrl_c_or_kill_mid_download_is_one_line_then_pull_resumes(hub, tmp_path, sent, code, message):
     big = make_fake_module_archive(tmp_path / "big.tar.gz", payload_bytes=3_000_000)
     hub.add_tfhub_module("google/tiny/1", big)
     hub.throttle_bps = 1_000_000
@@ -407,10 +408,10 @@ def test_ctrl_c_mid_download_is_one_line_exit_130_then_pull_resumes(hub, tmp_pat
     while (not part.exists() or part.stat().st_size < 300_000) and time.monotonic() < deadline:
         assert proc.poll() is None, proc.stderr.read()
         time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sent)
     out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
-    assert err.splitlines() == ["error: interrupted"] and out == ""
+    assert proc.returncode == code, err
+    assert err.splitlines() == [f"error: {message}"] and out == ""
     assert not (hub.cache_dir / name).exists() and not (hub.cache_dir / f"{name}.lock").exists()
     kept = part.stat().st_size
     assert 0 < kept < big.stat().st_size

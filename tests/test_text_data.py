@@ -106,7 +106,7 @@ def test_aclimdb_layout_uses_its_own_splits_and_ignores_unsup(tmp_path):
             write(root / split / "pos" / f"{i}_9.txt", t)
         for i, t in enumerate(texts[1]):
             write(root / split / "neg" / f"{i}_2.txt", t)
-        write(root / split / f"urls_pos.txt", "http://example.com\n")
+        write(root / split / "urls_pos.txt", "http://example.com\n")
     write(root / "train" / "unsup" / "0_0.txt", "an unlabelled review")
     data = load_text_dataset(root)
     assert data.format == "class_folders_split"
