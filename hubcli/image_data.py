@@ -35,11 +35,9 @@ import numpy as np
 
 from . import console
 from .errors import DataError, InvalidModuleError, NotFoundError, UsageError
-from .splits import Example, LabeledData
+from .splits import SPLIT_FOLDERS, Example, LabeledData
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".gif", ".bmp", ".webp"})
-#: Folder names of a dataset that arrives split, by the split they hold.
-SPLIT_FOLDERS = {"train": "train", "val": "validation", "valid": "validation", "validation": "validation", "test": "test"}
 #: Bumped whenever decode_image could produce different pixels for the same file.
 DECODER_VERSION = 1
 #: Representative inputs kept for int8 calibration (float images are large; 100 calibrate well).

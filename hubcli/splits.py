@@ -25,6 +25,9 @@ from .errors import DataError, UsageError
 
 SPLITS = ("train", "validation", "test")
 
+#: Folder names of a dataset that arrives split (images or texts), by the split they hold.
+SPLIT_FOLDERS = {"train": "train", "val": "validation", "valid": "validation", "validation": "validation", "dev": "validation", "test": "test"}
+
 #: Each class needs this many usable examples; fewer cannot be both learned and validated.
 MIN_EXAMPLES_PER_CLASS = 4
 

@@ -48,7 +48,7 @@ import numpy as np
 
 from . import console
 from .errors import DataError, NotFoundError, UsageError
-from .splits import Example, LabeledData
+from .splits import SPLIT_FOLDERS, Example, LabeledData
 
 #: Column (or JSON key) names tried, in order, when none is given. Compared case-insensitively.
 TEXT_COLUMN_NAMES = (
@@ -59,8 +59,6 @@ LABEL_COLUMN_NAMES = (
     "label", "labels", "sentiment", "class", "target", "category", "polarity", "intent",
     "topic", "y", "rating", "stars",
 )
-#: Sub-folders of a class-folder dataset that hold its own splits, by split name.
-SPLIT_FOLDERS = {"train": "train", "validation": "validation", "valid": "validation", "val": "validation", "dev": "validation", "test": "test"}
 #: Folders of unlabelled text that sit beside the class folders (aclImdb's ``unsup``).
 UNLABELLED_FOLDERS = {"unsup", "unlabeled", "unlabelled"}
 JSONL_SUFFIXES = {".jsonl", ".ndjson"}
