@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 import zipfile
 
 import numpy as np
@@ -13,6 +11,7 @@ import pytest
 
 from hubcli.errors import ExportError, NotFoundError, UsageError
 from tests import synthetic_images
+from tests.cli_run import error_line, run_hubcli
 
 pytestmark = pytest.mark.slow
 
@@ -185,38 +184,27 @@ def test_a_full_disk_is_one_clear_error_and_leaves_nothing(image_run, tmp_path, 
     assert list((tmp_path / "out").iterdir()) == []
 
 
-def _hubcli(*args):
-    return subprocess.run([sys.executable, "-m", "hubcli", *map(str, args)], capture_output=True, text=True, timeout=300)
-
-
-def _error_line(process):
-    lines = [line for line in process.stderr.splitlines() if line.strip()]
-    assert lines and lines[-1].startswith("error: "), process.stderr
-    assert "Traceback" not in process.stderr
-    return lines[-1]
-
-
 def test_cli_bad_inputs(image_run, tmp_path):
-    missing = _hubcli("export", tmp_path / "nope", "--format", "tflite")
-    assert missing.returncode == 3 and "no run or model" in _error_line(missing)
+    missing = run_hubcli("export", tmp_path / "nope", "--format", "tflite")
+    assert missing.returncode == 3 and "no run or model" in error_line(missing)
 
     run = _copy_run(image_run, tmp_path)
     meta = json.loads((run / "run.json").read_text())
     meta["representative"] = None
     (run / "run.json").write_text(json.dumps(meta))
     (run / "representative.npz").unlink()
-    no_data = _hubcli("export", run, "--format", "tflite", "--quantize", "int8")
-    assert no_data.returncode == 9 and "representative" in _error_line(no_data)
+    no_data = run_hubcli("export", run, "--format", "tflite", "--quantize", "int8")
+    assert no_data.returncode == 9 and "representative" in error_line(no_data)
     assert not (run / "export").exists()
 
-    wrong = _hubcli("export", image_run, "--format", "keras", "--quantize", "dynamic")
-    assert wrong.returncode == 2 and "tflite only" in _error_line(wrong)
+    wrong = run_hubcli("export", image_run, "--format", "keras", "--quantize", "dynamic")
+    assert wrong.returncode == 2 and "tflite only" in error_line(wrong)
     # Bad options are the only line: no "exporting ..." status before the error.
     assert len(wrong.stderr.splitlines()) == 1, wrong.stderr
 
 
 def test_cli_json_document(image_run, tmp_path):
-    done = _hubcli("export", image_run, "--format", "tflite", "--quantize", "dynamic", "-o", tmp_path / "m.tflite", "--json")
+    done = run_hubcli("export", image_run, "--format", "tflite", "--quantize", "dynamic", "-o", tmp_path / "m.tflite", "--json")
     assert done.returncode == 0, done.stderr
     document = json.loads(done.stdout)
     assert document["schema"] == "hubcli.export/1" and document["format"] == "tflite" and document["quantize"] == "dynamic"
@@ -235,7 +223,7 @@ def test_text_run_exports_savedmodel_and_keras(text_run, tmp_path):
 
 def test_text_tflite_failure_names_the_ops(text_run, tmp_path):
     target = tmp_path / "text.tflite"
-    failed = _hubcli("export", text_run, "--format", "tflite", "-o", target)
-    line = _error_line(failed)
+    failed = run_hubcli("export", text_run, "--format", "tflite", "-o", target)
+    line = error_line(failed)
     assert failed.returncode == 9 and "StringSplitV2" in line and "StringToHashBucketFast" in line
     assert not target.exists() and not list(tmp_path.iterdir())

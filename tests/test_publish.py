@@ -4,27 +4,15 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
-import sys
 import tarfile
 
 import numpy as np
 import pytest
 
 from tests import synthetic_images
+from tests.cli_run import error_line, run_hubcli
 
 pytestmark = pytest.mark.slow
-
-
-def _hubcli(*args):
-    return subprocess.run([sys.executable, "-m", "hubcli", *map(str, args)], capture_output=True, text=True, timeout=300)
-
-
-def _error_line(process):
-    lines = [line for line in process.stderr.splitlines() if line.strip()]
-    assert lines and lines[-1].startswith("error: "), process.stderr
-    assert "Traceback" not in process.stderr
-    return lines[-1]
 
 
 @pytest.fixture(scope="module")
@@ -73,26 +61,26 @@ def test_publish_discover_and_immutability(tiny_image_module, tiny_text_module, 
     image = export_module(tiny_image_module, tmp_path / "tiny-image.tar.gz", name="acme/tiny-image", description="tiny colour grid")
     text = export_module(tiny_text_module, tmp_path / "tiny-text.tar.gz", name="acme/tiny-text", version="3")
     for packed in (image, text):
-        done = _hubcli("publish", packed.archive, "--registry", registry, "--json")
+        done = run_hubcli("publish", packed.archive, "--registry", registry, "--json")
         assert done.returncode == 0, done.stderr
     document = json.loads(done.stdout)
     assert (document["name"], document["version"]) == ("acme/tiny-text", "3")
     assert document["handle"] == "https://tfhub.dev/acme/tiny-text/3"
 
-    listed = json.loads(_hubcli("list", "--registry", registry, "--json").stdout)
+    listed = json.loads(run_hubcli("list", "--registry", registry, "--json").stdout)
     by_name = {e["name"]: e for e in listed["entries"]}
     assert set(by_name) == {"acme/tiny-image", "acme/tiny-text"}
     assert by_name["acme/tiny-text"]["task"] == "text-embedding"
-    found = json.loads(_hubcli("search", "colour", "--registry", registry, "--json").stdout)
+    found = json.loads(run_hubcli("search", "colour", "--registry", registry, "--json").stdout)
     assert [e["name"] for e in found["entries"]] == ["acme/tiny-image"]
 
     index_before = (registry / "index.json").read_bytes()
-    again = _hubcli("publish", image.archive, "--registry", registry)
-    assert again.returncode == 2 and "immutable" in _error_line(again)
+    again = run_hubcli("publish", image.archive, "--registry", registry)
+    assert again.returncode == 2 and "immutable" in error_line(again)
     assert (registry / "index.json").read_bytes() == index_before
 
-    remote = _hubcli("publish", image.archive, "--registry", "http://127.0.0.1:9/hub", "--version", "2")
-    assert remote.returncode == 2 and "directory" in _error_line(remote)
+    remote = run_hubcli("publish", image.archive, "--registry", "http://127.0.0.1:9/hub", "--version", "2")
+    assert remote.returncode == 2 and "directory" in error_line(remote)
 
 
 def _tar_gz(path, members):
@@ -107,16 +95,16 @@ def _tar_gz(path, members):
 def test_publish_refuses_what_pull_would_refuse(tmp_path):
     registry = tmp_path / "registry"
     not_module = _tar_gz(tmp_path / "readme.tar.gz", {"README.md": b"no model here"})
-    refused = _hubcli("publish", not_module, "--registry", registry, "--name", "acme/readme", "--version", "1")
-    assert refused.returncode == 7 and "not a module" in _error_line(refused)
+    refused = run_hubcli("publish", not_module, "--registry", registry, "--name", "acme/readme", "--version", "1")
+    assert refused.returncode == 7 and "not a module" in error_line(refused)
 
     escaping = _tar_gz(tmp_path / "escape.tar.gz", {"saved_model.pb": b"", "../../escaped.txt": b"gotcha"})
-    unsafe = _hubcli("publish", escaping, "--registry", registry, "--name", "acme/escape", "--version", "1")
-    assert unsafe.returncode == 6 and "refusing to publish" in _error_line(unsafe)
+    unsafe = run_hubcli("publish", escaping, "--registry", registry, "--name", "acme/escape", "--version", "1")
+    assert unsafe.returncode == 6 and "refusing to publish" in error_line(unsafe)
     assert not (tmp_path / "escaped.txt").exists()
 
-    unnamed = _hubcli("publish", not_module, "--registry", registry)
-    assert unnamed.returncode == 2 and "--name" in _error_line(unnamed)
+    unnamed = run_hubcli("publish", not_module, "--registry", registry)
+    assert unnamed.returncode == 2 and "--name" in error_line(unnamed)
     assert not (registry / "index.json").exists()
 
 
@@ -129,11 +117,11 @@ def test_publish_checks_the_metadata_it_publishes(tiny_image_module, tiny_text_m
     text = export_module(tiny_text_module, tmp_path / "text.tar.gz", name="acme/text")
     registry = tmp_path / "registry"
     shutil.copyfile(text.archive, image.archive)  # the archive no longer matches its metadata
-    swapped = _hubcli("publish", image.archive, "--registry", registry)
-    assert swapped.returncode == 5 and "sha256" in _error_line(swapped)
+    swapped = run_hubcli("publish", image.archive, "--registry", registry)
+    assert swapped.returncode == 5 and "sha256" in error_line(swapped)
 
-    ownerless = _hubcli("publish", text.archive, "--registry", registry, "--name", "text")
-    assert ownerless.returncode == 2 and "owner/model" in _error_line(ownerless)
+    ownerless = run_hubcli("publish", text.archive, "--registry", registry, "--name", "text")
+    assert ownerless.returncode == 2 and "owner/model" in error_line(ownerless)
     assert not (registry / "index.json").exists()
 
 
