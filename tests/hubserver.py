@@ -147,13 +147,20 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):  # noqa: N802 - http.server's naming
         parts = urllib.parse.urlsplit(self.path)
         query = dict(urllib.parse.parse_qsl(parts.query))
-        entry = LoggedRequest(parts.path, query, dict(self.headers.items()))
+        self._entry = LoggedRequest(parts.path, query, dict(self.headers.items()))
         with self.state.lock:
-            self.state.log.append(entry)
+            self.state.log.append(self._entry)
         try:
-            entry.status = self._route(parts.path, query)
+            self._route(parts.path, query)
         except (BrokenPipeError, ConnectionResetError):
             pass
+
+    def send_response(self, code, message=None):
+        # Logged as the status line goes out, not after the body: a fast client can finish
+        # reading, and the test check the log, before this thread returns from writing.
+        if getattr(self, "_entry", None) is not None:  # http.server's own errors (e.g. 501) have none
+            self._entry.status = code
+        super().send_response(code, message)
 
     def _route(self, path: str, query: dict[str, str]) -> int:
         state = self.state
