@@ -324,27 +324,26 @@ def _copy_hashed(source: Path, target: Path) -> tuple[str, int]:
     """Copy via a temp file in the target's directory, then rename; returns (sha256, size)."""
     digest = hashlib.sha256()
     size = 0
-    temp = _temp_beside(target)
-    try:
-        with source.open("rb") as reader, open(temp, "wb") as writer:
-            for chunk in iter(lambda: reader.read(1 << 20), b""):
-                digest.update(chunk)
-                size += len(chunk)
-                writer.write(chunk)
-            writer.flush()
-            os.fsync(writer.fileno())
-        os.replace(temp, target)
-    except BaseException:
-        _remove_quietly(temp)
-        raise
+    with _replacing(target, "wb") as writer, source.open("rb") as reader:
+        for chunk in iter(lambda: reader.read(1 << 20), b""):
+            digest.update(chunk)
+            size += len(chunk)
+            writer.write(chunk)
     return digest.hexdigest(), size
 
 
 def _write_atomic(target: Path, text: str) -> None:
+    with _replacing(target, "w") as writer:
+        writer.write(text)
+
+
+@contextmanager
+def _replacing(target: Path, mode: str):
+    """Yield a file that replaces ``target`` only once written and synced; on any failure it vanishes."""
     temp = _temp_beside(target)
     try:
-        with open(temp, "w", encoding="utf-8") as writer:
-            writer.write(text)
+        with open(temp, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as writer:
+            yield writer
             writer.flush()
             os.fsync(writer.fileno())
         os.replace(temp, target)
