@@ -47,7 +47,7 @@ def build_modules(out: Path) -> dict[str, Path]:
     for built in ("efficientnet_lite0_feature_vector", "minilm_l6_v2"):
         if (REPO / ".modules" / built / "saved_model.pb").is_file():
             modules[f"{built} (make modules)"] = REPO / ".modules" / built
-    from tests import tiny_modules
+    from tests.helpers import tiny_modules
 
     for name, builder in (("tiny_image", tiny_modules.build_image_module), ("tiny_tf1", tiny_modules.build_tf1_hub_module)):
         if not (out / name / "saved_model.pb").is_file():
@@ -88,7 +88,7 @@ def time_command(command: list[str]) -> tuple[float, float]:
 
 
 def time_library(path: Path, rounds: int) -> float:
-    from hubcli.inspection import inspect_module
+    from hubcli.savedmodel.inspector import inspect_module
 
     times = []
     for _ in range(rounds):

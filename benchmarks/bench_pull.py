@@ -5,13 +5,13 @@ suite's loopback server, then measures, best of ``--repeat`` runs each:
 
 1. ``curl -o FILE URL``: the reference throughput; and ``curl URL | tar -xz``,
    the shell equivalent of an end-to-end pull (no hashing, no safety checks);
-2. :func:`hubcli.download.download` of the same URL, timed inside its own
+2. :func:`hubcli.hub.download.download` of the same URL, timed inside its own
    process (like curl, apart from the server): hubcli's HTTP path (requests,
    ``.part`` file, running sha256), the part comparable to curl;
 3. ``hubcli pull URL`` as a process, end to end: startup, download, sha256,
    safe extraction with per-file hashing, atomic install;
 4. ``hubcli pull URL`` again, now cached: process wall time (target < 0.3 s),
-   and the in-process :func:`hubcli.pull` call alone; plus ``python -c pass``
+   and the in-process :func:`hubcli.hub.pull` call alone; plus ``python -c pass``
    under the same conditions, since machine load moves every process time.
 
 Run:
@@ -48,7 +48,7 @@ def _archive(path: Path, megabytes: int) -> Path:
 _TIMED_DOWNLOAD = """
 import sys, time
 from pathlib import Path
-from hubcli.download import download
+from hubcli.hub.download import download
 start = time.perf_counter()
 download(sys.argv[1], Path(sys.argv[2]), progress=False)
 print(time.perf_counter() - start)
@@ -68,8 +68,8 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
 
     from hubcli.config import Settings
-    from hubcli.pull import pull
-    from tests.hubserver import start_server
+    from hubcli.hub.pull import pull
+    from tests.helpers.hubserver import start_server
 
     work = Path(tempfile.mkdtemp(prefix="hubcli-bench-"))
     state, server = start_server()

@@ -47,14 +47,14 @@ def _settings(cache_dir):
 
 
 def _config(**overrides):
-    from hubcli.training import TrainConfig
+    from hubcli.train.core import TrainConfig
 
     return TrainConfig(**overrides)
 
 
 def bench_end_to_end(data_dir: Path, module: Path, work: Path, epochs: int) -> dict:
     """(a) hubcli cold run vs a loop that runs the module every epoch."""
-    from hubcli.image_data import retrain_images
+    from hubcli.train.images import retrain_images
 
     # Early stopping off on both sides: exactly `epochs` epochs each.
     config = _config(epochs=epochs, patience=epochs)
@@ -84,9 +84,9 @@ def _baseline_loop(data_dir: Path, module: Path, config) -> tuple[float, float]:
     import numpy as np
     import tensorflow as tf
 
-    from hubcli.image_data import load_image_folder
-    from hubcli.layer import HubLayer
-    from hubcli.training import make_optimizer
+    from hubcli.train.core import make_optimizer
+    from hubcli.train.images import load_image_folder
+    from hubcli.train.layer import HubLayer
 
     data = load_image_folder(data_dir, **SPLITS)
     encoder = HubLayer(str(module), settings=_settings(None))
@@ -149,9 +149,9 @@ def bench_extraction(data_dir: Path, module: Path) -> dict:
     import numpy as np
     import tensorflow as tf
 
-    from hubcli.image_data import ImageModality, scan_image_folder
-    from hubcli.layer import HubLayer
-    from hubcli.training import FeatureExtractor
+    from hubcli.train.core import FeatureExtractor
+    from hubcli.train.images import ImageModality, scan_image_folder
+    from hubcli.train.layer import HubLayer
 
     _, examples = scan_image_folder(data_dir)
     encoder = HubLayer(str(module), settings=_settings(None))
@@ -182,7 +182,7 @@ def bench_extraction(data_dir: Path, module: Path) -> dict:
 
 def bench_fine_tune(data_dir: Path, module: Path, work: Path, fine_tune_epochs: int) -> dict:
     """(d) the same run frozen and with --fine-tune (the cache serves the head phase)."""
-    from hubcli.image_data import retrain_images
+    from hubcli.train.images import retrain_images
 
     settings = _settings(work / "warm-cache")
     frozen = retrain_images(data_dir, str(module), settings, _config(), output=work / "run-d-frozen", **SPLITS)
@@ -212,9 +212,9 @@ def bench_head_settings(data_dir: Path, module: Path, work: Path, folds: int = 5
     import keras
     import numpy as np
 
-    from hubcli import training
-    from hubcli.feature_cache import FeatureCache, features_root
-    from hubcli.image_data import ImageModality, scan_image_folder
+    from hubcli.train import core as training
+    from hubcli.train.feature_cache import FeatureCache, features_root
+    from hubcli.train.images import ImageModality, scan_image_folder
 
     settings = _settings(work / "warm-cache")
     labels, examples = scan_image_folder(data_dir)

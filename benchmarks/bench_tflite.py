@@ -4,7 +4,7 @@
    module (``make modules``) with hubcli's defaults, holding out ``--test-split``
    of the photos (stable hash split) for the comparison.
 2. Exports the float SavedModel and every TFLite variant (``none``, ``dynamic``,
-   ``float16``, ``int8``) with ``hubcli.export.export_run``; the agreement check
+   ``float16``, ``int8``) with ``hubcli.export.artifacts.export_run``; the agreement check
    runs as in ``hubcli export`` (threshold 0 here, so every variant is measured).
 3. For each: file size; single-image latency (median and p90 of ``--repeat``
    invocations after warm-up, one interpreter thread, batch 1); top-1 accuracy
@@ -35,7 +35,7 @@ MODES = ("none", "dynamic", "float16", "int8")
 
 def _held_out(data_dir: Path, size: tuple[int, int], validation_split: float, test_split: float):
     """The run's own test split (same stable hash), decoded as the model takes it."""
-    from hubcli.image_data import decode_image, load_image_folder, read_source
+    from hubcli.train.images import decode_image, load_image_folder, read_source
 
     data = load_image_folder(data_dir, validation_split, test_split)
     images = np.stack([decode_image(read_source(e.source), size) for e in data.test]).astype(np.float32) / 255.0
@@ -91,9 +91,9 @@ def main(argv: list[str] | None = None) -> dict:
     import tensorflow as tf
 
     from hubcli.config import Settings
-    from hubcli.export import export_run
-    from hubcli.image_data import retrain_images
-    from hubcli.training import TrainConfig
+    from hubcli.export.artifacts import export_run
+    from hubcli.train.core import TrainConfig
+    from hubcli.train.images import retrain_images
 
     work = args.work or Path(tempfile.mkdtemp(prefix="bench_tflite-"))
     work.mkdir(parents=True, exist_ok=True)

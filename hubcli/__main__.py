@@ -1,3 +1,3 @@
-from .cli import main
+from hubcli.cli import main
 
 main()

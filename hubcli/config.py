@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import UsageError
+from hubcli.errors import UsageError
 
 #: Hosts that serve official modules; anything else gets a warning before use.
 DEFAULT_TRUSTED_HOSTS = (
@@ -93,7 +93,7 @@ class Settings:
         cache_dir: str | os.PathLike | None = None,
         offline: bool | None = None,
         mirror: str | None = None,
-    ) -> "Settings":
+    ) -> Settings:
         """Resolve settings from arguments, then environment, then config file, then defaults."""
         path = config_path()
         file_values = read_config_file(path)

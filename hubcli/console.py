@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 #: Bumped only on incompatible changes to any command's JSON document.
 JSON_SCHEMA_VERSION = 1

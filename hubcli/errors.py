@@ -15,11 +15,6 @@ Example:
 
 from __future__ import annotations
 
-import errno
-
-#: errno values of writes that no retry cures: the disk, the quota or the file-size limit is full.
-DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
-
 
 class HubcliError(Exception):
     """Base class: a message meant for the user, and the process exit code."""

@@ -5,7 +5,7 @@
 (``OUT/.stamps/<name>.json``: the weights' sha256 and the recipe version)
 still matches, so a rebuild happens only when the weights or the recipe change.
 ``--publish-to`` then adds every built module to a registry directory (the
-layout of :mod:`hubcli.registry`), from which ``hubcli pull <handle> --mirror DIR``
+layout of :mod:`hubcli.hub.registry`), from which ``hubcli pull <handle> --mirror DIR``
 serves them.
 
 Modules (directory, registry handle):
@@ -28,9 +28,9 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from hubcli import console, quiet_tensorflow
 from hubcli.errors import HubcliError, UsageError
@@ -141,13 +141,12 @@ def build_module(out: Path, recipe: ModuleRecipe, force: bool = False) -> tuple[
 def publish(module_dir: Path, recipe: ModuleRecipe, registry_dir: Path, metadata: dict) -> str:
     """Pack the module and add it to a registry directory (once per version); returns a status line.
 
-    Packing and the checks a pull would run are :mod:`hubcli.publish`'s; versions are
+    Packing and the checks a pull would run are :mod:`hubcli.hub.publish`'s; versions are
     immutable, so a version already in the registry is left as it is.
     """
-    from hubcli import registry
     from hubcli.errors import NotFoundError
-    from hubcli.publish import export_module
-    from hubcli.publish import publish_module
+    from hubcli.hub import registry
+    from hubcli.hub.publish import export_module, publish_module
 
     handle = f"{recipe.registry_path}/{recipe.version}"
     try:

@@ -82,7 +82,7 @@ class MiniLMConfig:
     max_seq_length: int
 
     @classmethod
-    def from_model_dir(cls, model_dir: Path) -> "MiniLMConfig":
+    def from_model_dir(cls, model_dir: Path) -> MiniLMConfig:
         """Read ``config.json`` and the sentence-transformers configs; refuse what we do not reproduce."""
         bert = _read_json(model_dir / "config.json")
         st = _read_json(model_dir / "sentence_bert_config.json")

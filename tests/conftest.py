@@ -9,7 +9,7 @@ import pytest
 # Keep TF's C++ logging out of test output; it is noise, not signal.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from tests import tiny_modules  # noqa: E402
+from tests.helpers import tiny_modules  # noqa: E402
 
 
 @pytest.fixture(scope="session")

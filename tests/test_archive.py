@@ -11,12 +11,12 @@ import tarfile
 
 import pytest
 
-from hubcli.archive import extract_module_archive
 from hubcli.errors import InvalidModuleError, UnsafeContentError
-from tests.hubserver import make_fake_module_archive
+from hubcli.hub.archive import extract_module_archive
+from tests.helpers.hubserver import make_fake_module_archive
 
 # The local hub server and module-archive fixtures.
-pytest_plugins = ["tests.hubserver"]
+pytest_plugins = ["tests.helpers.hubserver"]
 
 
 def _tar(path, members, mode="w:gz"):

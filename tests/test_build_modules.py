@@ -8,7 +8,7 @@ import pytest
 
 from hubcli.errors import HubcliError
 from recipes import build_modules
-from tests import tiny_modules
+from tests.helpers import tiny_modules
 
 
 def _recipe(weights, calls, recipe_version="1", fail=False):
@@ -60,7 +60,7 @@ def test_cli_reports_a_missing_wheel_in_one_line(monkeypatch, capsys):
 
 def test_published_module_is_pulled_back_through_the_mirror(tmp_path, tiny_image_module):
     from hubcli.config import Settings
-    from hubcli.pull import pull
+    from hubcli.hub.pull import pull
 
     weights = tmp_path / "weights.bin"
     weights.write_bytes(b"v1")

@@ -14,11 +14,11 @@ import time
 
 import pytest
 
-from hubcli.pull import pull
-from tests.hubserver import make_fake_module_archive
+from hubcli.hub.pull import pull
+from tests.helpers.hubserver import make_fake_module_archive
 
 # The local hub server and module-archive fixtures.
-pytest_plugins = ["tests.hubserver"]
+pytest_plugins = ["tests.helpers.hubserver"]
 from tests.test_pull import cli
 
 HANDLE = "https://tfhub.dev/google/tiny/1"

@@ -19,10 +19,10 @@ import numpy as np
 import pytest
 
 from hubcli.config import Settings
-from hubcli.text_data import classify_text, load_text_dataset
-from hubcli.training import TrainConfig
-from tests import text_corpus
-from tests.text_modules import build_text_encoder, build_text_preprocessor
+from hubcli.train.core import TrainConfig
+from hubcli.train.text import classify_text, load_text_dataset
+from tests.helpers import text_corpus
+from tests.helpers.text_modules import build_text_encoder, build_text_preprocessor
 
 FAST = dict(epochs=40, learning_rate=0.05, patience=5)
 SPLITS = dict(validation_split=0.15, test_split=0.3)
@@ -157,7 +157,7 @@ def test_second_run_makes_no_module_forward_pass(tiny_text_module, rows, tmp_pat
 def _encoder_weights(run: Path) -> dict[str, np.ndarray]:
     import keras
 
-    from hubcli.layer import HubLayer
+    from hubcli.train.layer import HubLayer
 
     model = keras.models.load_model(run / "model.keras")
     (encoder,) = [layer for layer in model.layers if isinstance(layer, HubLayer)]
@@ -165,7 +165,7 @@ def _encoder_weights(run: Path) -> dict[str, np.ndarray]:
 
 
 def test_fine_tune_changes_module_weights_but_not_the_module(tiny_text_module, rows, tmp_path):
-    from hubcli.inspection import content_digest
+    from hubcli.savedmodel.inspector import content_digest
 
     before = content_digest(tiny_text_module)
     data = text_corpus.write_tab_lines(tmp_path / "reviews.txt", rows)
@@ -186,8 +186,8 @@ def test_exported_models_reproduce_in_process_predictions(tiny_text_module, rows
     import keras
     import tensorflow as tf
 
-    from hubcli import layer  # noqa: F401 - registers hubcli>HubLayer for load_model
-    from hubcli.evaluation import confusion_matrix
+    from hubcli.train import layer  # noqa: F401 - registers hubcli>HubLayer for load_model
+    from hubcli.train.metrics import confusion_matrix
 
     data = text_corpus.write_tab_lines(tmp_path / "reviews.txt", rows)
     summary = train(data, tiny_text_module, tmp_path)
@@ -246,7 +246,7 @@ def test_preprocessor_and_encoder_pair_with_tensorflow_text_ops(bert_style_pair,
     import keras
     import tensorflow as tf
 
-    from hubcli.layer import PreprocessedEncoder
+    from hubcli.train.layer import PreprocessedEncoder
 
     model = keras.models.load_model(tmp_path / "run" / "model.keras")
     assert any(isinstance(layer, PreprocessedEncoder) for layer in model.layers)

@@ -6,11 +6,11 @@ import hashlib
 
 import pytest
 
-from hubcli.download import HttpOptions, copy_gcs, download, fetch_json
 from hubcli.errors import NetworkError, NotFoundError
+from hubcli.hub.download import HttpOptions, copy_gcs, download, fetch_json
 
 # The local hub server and module-archive fixtures.
-pytest_plugins = ["tests.hubserver"]
+pytest_plugins = ["tests.helpers.hubserver"]
 
 
 def _sha(path):
@@ -72,7 +72,7 @@ def test_stalled_body_times_out_and_resumes(hub, fake_archive, tmp_path, monkeyp
     hub.faults = ["stall"]
     result = download(url, tmp_path / "m.part", progress=False)
     assert result.sha256 == _sha(fake_archive)
-    assert 0 < _range_starts(hub.storage_gets())[0]
+    assert _range_starts(hub.storage_gets())[0] > 0
 
 
 def test_expired_signature_re_resolves_once_from_the_handle_url(hub, fake_archive, tmp_path):
@@ -195,7 +195,7 @@ def test_retry_after_accepts_seconds_and_http_dates():
     import email.utils
     import time
 
-    from hubcli.download import _retry_after_seconds
+    from hubcli.hub.download import _retry_after_seconds
 
     assert _retry_after_seconds("7") == 7.0
     soon = email.utils.formatdate(time.time() + 30, usegmt=True)
@@ -207,7 +207,7 @@ def test_resumed_progress_bar_rates_only_the_bytes_it_moves(hub, tmp_path):
     import hashlib
     import re
 
-    from tests.hubserver import make_fake_module_archive
+    from tests.helpers.hubserver import make_fake_module_archive
     from tests.test_cli import run_in_terminal
 
     archive = make_fake_module_archive(tmp_path / "big.tar.gz", payload_bytes=3_000_000)

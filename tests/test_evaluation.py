@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hubcli.evaluation import classification_metrics
+from hubcli.train.metrics import classification_metrics
 
 
 def test_macro_f1_ignores_classes_absent_from_the_data_and_never_predicted():

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from hubcli.errors import ExportError, NotFoundError, UsageError
-from tests import synthetic_images
-from tests.cli_run import error_line, run_hubcli
+from tests.helpers import synthetic_images
+from tests.helpers.cli_run import error_line, run_hubcli
 
 pytestmark = pytest.mark.slow
 
@@ -20,8 +20,8 @@ pytestmark = pytest.mark.slow
 def image_run(tiny_image_module, tmp_path_factory):
     """A real retrain-images run on learnable synthetic images (frozen tiny module)."""
     from hubcli.config import Settings
-    from hubcli.image_data import retrain_images
-    from hubcli.training import TrainConfig
+    from hubcli.train.core import TrainConfig
+    from hubcli.train.images import retrain_images
 
     root = tmp_path_factory.mktemp("export_run")
     data = synthetic_images.make_image_dataset(root / "data", per_class=12)
@@ -36,9 +36,9 @@ def image_run(tiny_image_module, tmp_path_factory):
 def text_run(tiny_text_module, tmp_path_factory):
     """A real classify-text run on the tiny hashed bag-of-words module."""
     from hubcli.config import Settings
-    from hubcli.text_data import classify_text
-    from hubcli.training import TrainConfig
-    from tests import text_corpus
+    from hubcli.train.core import TrainConfig
+    from hubcli.train.text import classify_text
+    from tests.helpers import text_corpus
 
     root = tmp_path_factory.mktemp("export_text_run")
     data = text_corpus.write_tab_lines(root / "data.txt", text_corpus.corpus(per_class=24))
@@ -57,7 +57,7 @@ def _copy_run(run, tmp_path):
 def test_savedmodel_export_keeps_signatures_and_agrees(image_run, tmp_path):
     import tensorflow as tf
 
-    from hubcli.export import export_run
+    from hubcli.export.artifacts import export_run
 
     target = tmp_path / "served"
     result = export_run(image_run, "savedmodel", output=target)
@@ -75,8 +75,8 @@ def test_savedmodel_export_keeps_signatures_and_agrees(image_run, tmp_path):
 def test_keras_export_loads_with_only_hubcli_layer(image_run, tmp_path):
     import keras
 
-    import hubcli.layer  # noqa: F401 - the one registration load_model may rely on
-    from hubcli.export import export_run
+    import hubcli.train.layer  # noqa: F401 - the one registration load_model may rely on
+    from hubcli.export.artifacts import export_run
 
     result = export_run(image_run, "keras", output=tmp_path / "model.keras")
     with zipfile.ZipFile(result.path) as archive:
@@ -91,7 +91,7 @@ def test_keras_export_loads_with_only_hubcli_layer(image_run, tmp_path):
 def test_keras_export_refuses_foreign_custom_objects(image_run, tmp_path):
     import keras
 
-    from hubcli.export import export_run
+    from hubcli.export.artifacts import export_run
 
     @keras.saving.register_keras_serializable(package="acme")
     class Doubling(keras.layers.Layer):
@@ -116,8 +116,8 @@ TFLITE_LIMITS = {"none": 1e-5, "dynamic": 1e-2, "float16": 1e-2, "int8": 0.08}
 def test_tflite_export_every_quantisation(image_run, tmp_path, quantize):
     import tensorflow as tf
 
-    from hubcli.export import export_run
-    from hubcli.tflite_export import read_labels
+    from hubcli.export.artifacts import export_run
+    from hubcli.export.tflite import read_labels
 
     labels = (image_run / "labels.txt").read_text().split()
     result = export_run(image_run, "tflite", output=tmp_path / f"m_{quantize}.tflite", quantize=quantize)
@@ -142,8 +142,8 @@ def test_disagreeing_export_is_rejected_not_left_as_good(image_run, tmp_path):
     """A model.keras that no longer matches the run's serving model must fail the check."""
     import keras
 
-    import hubcli.layer  # noqa: F401
-    from hubcli.export import export_run
+    import hubcli.train.layer  # noqa: F401
+    from hubcli.export.artifacts import export_run
 
     run = _copy_run(image_run, tmp_path)
     model = keras.models.load_model(run / "model.keras")
@@ -161,7 +161,7 @@ def test_disagreeing_export_is_rejected_not_left_as_good(image_run, tmp_path):
 
 
 def test_library_errors(image_run, tmp_path):
-    from hubcli.export import export_run
+    from hubcli.export.artifacts import export_run
 
     with pytest.raises(NotFoundError):
         export_run(tmp_path / "missing", "savedmodel")
@@ -175,8 +175,8 @@ def test_library_errors(image_run, tmp_path):
 
 @pytest.mark.parametrize("format", ["savedmodel", "keras"])
 def test_a_full_disk_is_one_clear_error_and_leaves_nothing(image_run, tmp_path, format):
-    from hubcli.export import export_run
-    from tests.disk_full import file_size_limit
+    from hubcli.export.artifacts import export_run
+    from tests.helpers.disk_full import file_size_limit
 
     target = tmp_path / "out" / f"model.{format}"
     with file_size_limit(1024), pytest.raises(ExportError, match=f"cannot write {target}: File too large"):
@@ -213,7 +213,7 @@ def test_cli_json_document(image_run, tmp_path):
 
 
 def test_text_run_exports_savedmodel_and_keras(text_run, tmp_path):
-    from hubcli.export import export_run
+    from hubcli.export.artifacts import export_run
 
     served = export_run(text_run, "savedmodel", output=tmp_path / "served")
     assert set(served.checks) == {"serving_default"} and served.agreement.top1_agreement == 1.0

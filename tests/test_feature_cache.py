@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from hubcli.feature_cache import FeatureCache
-from tests.disk_full import file_size_limit
+from hubcli.train.feature_cache import FeatureCache
+from tests.helpers.disk_full import file_size_limit
 
 
 def test_put_then_get_in_a_new_instance(tmp_path):

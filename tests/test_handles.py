@@ -9,7 +9,7 @@ import pytest
 
 from hubcli.config import Settings
 from hubcli.errors import NotFoundError, UsageError
-from hubcli.handles import Handle, is_trusted_host, parse_handle
+from hubcli.hub.handles import Handle, is_trusted_host, parse_handle
 
 MOBILENET = "https://tfhub.dev/google/imagenet/mobilenet_v2_100_224/feature_vector/5"
 

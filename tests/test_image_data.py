@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from hubcli.errors import DataError
-from hubcli.image_data import (
+from hubcli.train.images import (
     ImageModality,
     decode_image,
     load_image_folder,
@@ -18,8 +18,8 @@ from hubcli.image_data import (
     report_duplicates,
     scan_image_folder,
 )
-from hubcli.splits import LabeledData, split_of
-from tests.synthetic_images import make_image_dataset
+from hubcli.train.splits import LabeledData, split_of
+from tests.helpers.synthetic_images import make_image_dataset
 
 
 def _encode(image: Image.Image, fmt: str, **options) -> bytes:
@@ -170,7 +170,7 @@ def test_hash_split_is_stable_when_files_are_added():
 
 def test_split_fractions_are_checked():
     from hubcli.errors import UsageError
-    from hubcli.splits import Example
+    from hubcli.train.splits import Example
 
     with pytest.raises(UsageError, match="leave some data for training"):
         LabeledData.from_examples(["a", "b"], [Example("x", 0, None)], validation_split=0.6, test_split=0.5)
@@ -186,8 +186,8 @@ def test_image_size_options():
 
 def test_module_without_image_size_needs_the_option(tmp_path):
     from hubcli.errors import InvalidModuleError
-    from hubcli.inspection import inspect_module
-    from tests.dynamic_module import build_dynamic_image_module
+    from hubcli.savedmodel.inspector import inspect_module
+    from tests.helpers.dynamic_module import build_dynamic_image_module
 
     info = inspect_module(build_dynamic_image_module(tmp_path / "dynamic"))
     assert info.image_size is None
@@ -198,7 +198,7 @@ def test_module_without_image_size_needs_the_option(tmp_path):
 
 def test_text_module_is_named_as_such_not_asked_for_an_image_size(tiny_text_module):
     from hubcli.errors import InvalidModuleError
-    from hubcli.inspection import inspect_module
+    from hubcli.savedmodel.inspector import inspect_module
 
     info = inspect_module(tiny_text_module)
     # A text module has no image size either; the useful message is that it takes strings.
@@ -209,7 +209,7 @@ def test_text_module_is_named_as_such_not_asked_for_an_image_size(tiny_text_modu
 
 def test_tfds_dataset_by_name_keeps_its_own_test_split(tmp_path):
     tfds = pytest.importorskip("tensorflow_datasets")
-    from hubcli.image_data import load_tfds
+    from hubcli.train.images import load_tfds
 
     make_image_dataset(tmp_path / "raw" / "train", per_class=8, seed=1)
     make_image_dataset(tmp_path / "raw" / "test", per_class=3, seed=2)

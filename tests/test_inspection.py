@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from hubcli import protowire as pw
 from hubcli.errors import InvalidModuleError, NotFoundError
-from hubcli.inspection import TensorSpec, content_digest, inspect_module
+from hubcli.savedmodel import protowire as pw
+from hubcli.savedmodel.inspector import TensorSpec, content_digest, inspect_module
 from tests.test_cli import run_in_terminal
 
 
@@ -369,7 +369,7 @@ def test_cli_json_without_importing_tensorflow(tiny_image_module):
     result = _run_cli("inspect", str(tiny_image_module), "--json", extra_python_flags=("-X", "importtime"))
     assert result.returncode == 0, result.stderr
     imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
-    assert "hubcli.inspection" in imported
+    assert "hubcli.savedmodel.inspector" in imported
     assert not {name for name in imported if name.split(".")[0] in ("tensorflow", "keras", "tensorflow_text")}
     document = json.loads(result.stdout)
     assert document["schema"] == "hubcli.inspect/1"
@@ -412,7 +412,7 @@ def test_cli_inspects_a_handle_through_the_cache(tiny_text_archive, tmp_path):
 
 def test_content_digest_tracks_content_and_uses_cache_manifest(tiny_image_archive, tiny_image_module, tmp_path):
     from hubcli import Settings
-    from hubcli.pull import resolve_module_path
+    from hubcli.hub.pull import resolve_module_path
 
     cached = resolve_module_path(str(tiny_image_archive), Settings.load(cache_dir=tmp_path / "cache"))
     copy = tmp_path / "copy"

@@ -9,7 +9,7 @@ keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
 
 from hubcli.errors import InvalidModuleError  # noqa: E402
-from hubcli.layer import HubLayer  # noqa: E402
+from hubcli.train.layer import HubLayer  # noqa: E402
 
 
 def _images(count=6, seed=0):

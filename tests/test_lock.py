@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from hubcli import lock as lockmod
-from hubcli.lock import FileLock, LockTimeoutError, holder_is_alive, process_start_time, read_owner
+from hubcli.hub import filelock as lockmod
+from hubcli.hub.filelock import FileLock, LockTimeoutError, holder_is_alive, process_start_time, read_owner
 
 
 def _dead_pid() -> int:
@@ -121,7 +121,7 @@ def test_lock_whose_record_cannot_be_written_is_not_left_behind(tmp_path):
     path = tmp_path / "entry.lock"
     probe = (
         "import resource, sys\n"
-        "from hubcli.lock import FileLock\n"
+        "from hubcli.hub.filelock import FileLock\n"
         "resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))  # every write to a file now fails, as on a full disk\n"
         "try:\n"
         f"    FileLock({str(path)!r}).acquire()\n"

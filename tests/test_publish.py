@@ -9,8 +9,8 @@ import tarfile
 import numpy as np
 import pytest
 
-from tests import synthetic_images
-from tests.cli_run import error_line, run_hubcli
+from tests.helpers import synthetic_images
+from tests.helpers.cli_run import error_line, run_hubcli
 
 pytestmark = pytest.mark.slow
 
@@ -19,8 +19,8 @@ pytestmark = pytest.mark.slow
 def tuned_run(tiny_image_module, tmp_path_factory):
     """A real retrain-images run that fine-tuned the tiny module (so its weights moved)."""
     from hubcli.config import Settings
-    from hubcli.image_data import retrain_images
-    from hubcli.training import TrainConfig
+    from hubcli.train.core import TrainConfig
+    from hubcli.train.images import retrain_images
 
     root = tmp_path_factory.mktemp("publish_run")
     data = synthetic_images.make_image_dataset(root / "data", per_class=12)
@@ -32,8 +32,8 @@ def tuned_run(tiny_image_module, tmp_path_factory):
 
 
 def test_archive_is_deterministic_with_the_module_at_its_root(tiny_image_module, tmp_path):
-    from hubcli.download import sha256_file
-    from hubcli.publish import export_module
+    from hubcli.hub.download import sha256_file
+    from hubcli.hub.publish import export_module
 
     first = export_module(tiny_image_module, tmp_path / "a" / "tiny.tar.gz", name="acme/tiny", license="Apache-2.0")
     second = export_module(tiny_image_module, tmp_path / "b" / "tiny.tar.gz", name="acme/tiny")
@@ -55,7 +55,7 @@ def test_archive_is_deterministic_with_the_module_at_its_root(tiny_image_module,
 
 
 def test_publish_discover_and_immutability(tiny_image_module, tiny_text_module, tmp_path):
-    from hubcli.publish import export_module
+    from hubcli.hub.publish import export_module
 
     registry = tmp_path / "registry"
     image = export_module(tiny_image_module, tmp_path / "tiny-image.tar.gz", name="acme/tiny-image", description="tiny colour grid")
@@ -111,7 +111,7 @@ def test_publish_refuses_what_pull_would_refuse(tmp_path):
 def test_publish_checks_the_metadata_it_publishes(tiny_image_module, tiny_text_module, tmp_path):
     import shutil
 
-    from hubcli.publish import export_module
+    from hubcli.hub.publish import export_module
 
     image = export_module(tiny_image_module, tmp_path / "image.tar.gz", name="acme/image")
     text = export_module(tiny_text_module, tmp_path / "text.tar.gz", name="acme/text")
@@ -130,12 +130,12 @@ def test_feature_vector_round_trip_export_publish_pull_inspect_retrain(tuned_run
     import tensorflow as tf
 
     from hubcli.config import Settings
-    from hubcli.image_data import retrain_images
-    from hubcli.inspection import inspect_module
-    from hubcli.layer import HubLayer
-    from hubcli.publish import export_module, publish_module
-    from hubcli.pull import pull
-    from hubcli.training import TrainConfig
+    from hubcli.hub.publish import export_module, publish_module
+    from hubcli.hub.pull import pull
+    from hubcli.savedmodel.inspector import inspect_module
+    from hubcli.train.core import TrainConfig
+    from hubcli.train.images import retrain_images
+    from hubcli.train.layer import HubLayer
 
     packed = export_module(tuned_run, tmp_path / "tuned.tar.gz", name="acme/tuned", version="1", as_="feature-vector")
     assert packed.metadata["task"] == "image-feature-vector" and packed.metadata["provenance"]["run"] == str(tuned_run.resolve())
@@ -165,7 +165,7 @@ def test_feature_vector_round_trip_export_publish_pull_inspect_retrain(tuned_run
     assert summary["accuracy"] >= 0.9
 
     # Exporting needs no --cache-dir/--mirror again: the run knows where its module was pulled to.
-    from hubcli.export import export_run
+    from hubcli.export.artifacts import export_run
 
     monkeypatch.setenv("HUBCLI_CACHE_DIR", str(tmp_path / "elsewhere"))
     monkeypatch.setenv("HUBCLI_OFFLINE", "1")
@@ -175,7 +175,7 @@ def test_feature_vector_round_trip_export_publish_pull_inspect_retrain(tuned_run
 def test_classification_module_reproduces_the_run(tuned_run, tmp_path):
     import tensorflow as tf
 
-    from hubcli.publish import export_module
+    from hubcli.hub.publish import export_module
 
     packed = export_module(tuned_run, tmp_path / "classifier.tar.gz", name="acme/classifier", as_="classification")
     assert (packed.metadata["task"], packed.metadata["output_dim"]) == ("image-classification", 3)

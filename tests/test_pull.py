@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from hubcli.cache import read_entry
 from hubcli.errors import IntegrityError, NotFoundError
-from hubcli.pull import pull, resolve_module_path
-from tests.hubserver import make_fake_module_archive
+from hubcli.hub.cache import read_entry
+from hubcli.hub.pull import pull, resolve_module_path
+from tests.helpers.hubserver import make_fake_module_archive
 
 # The local hub server and module-archive fixtures.
-pytest_plugins = ["tests.hubserver"]
+pytest_plugins = ["tests.helpers.hubserver"]
 
 HANDLE = "https://tfhub.dev/google/tiny/1"
 
@@ -163,10 +163,10 @@ def test_download_that_is_not_a_module_names_the_handle_not_the_part_file(hub, t
 
 def test_package_attribute_pull_is_callable_after_submodule_import(tmp_path, monkeypatch, fake_archive):
     import hubcli
-    import hubcli.pull  # noqa: F401 - rebinds the package attribute to the submodule
+    import hubcli.hub.pull  # noqa: F401 - rebinds the package attribute to the submodule
 
     monkeypatch.setenv("HUBCLI_CACHE_DIR", str(tmp_path / "cache"))
-    assert hubcli.pull(str(fake_archive), progress=False).sha256 == _sha(fake_archive)
+    assert hubcli.hub.pull(str(fake_archive), progress=False).sha256 == _sha(fake_archive)
 
 
 # --- integrity: --sha256 and hubcli.lock ----------------------------------------------------
@@ -262,7 +262,7 @@ def test_offline_kaggle_latest_is_highest_cached_version(hub, fake_archive, tmp_
 
 
 def _publish(root, registry_path, version, archive):
-    from hubcli import registry
+    from hubcli.hub import registry
 
     registry.add_version(root, registry_path, version, archive, {"task": "test"})
 
@@ -527,7 +527,7 @@ def test_no_tensorflow_import(hub, fake_archive, argv):
     probe = (
         "import sys\n"
         f"sys.argv = ['hubcli', *{argv!r}]\n"
-        "from hubcli.cli import main\n"
+        "from hubcli.cli.app import main\n"
         "try:\n    main()\nexcept SystemExit as done:\n    assert not done.code, done.code\n"
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'tensorflow_hub'))\n"
         "print('HEAVY', heavy)\n"

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from hubcli import registry
 from hubcli.config import Settings
 from hubcli.errors import IntegrityError, NetworkError, NotFoundError, UsageError
-from hubcli.handles import parse_handle
+from hubcli.hub import registry
+from hubcli.hub.handles import parse_handle
 
 
 def make_archive(path: Path, payload: bytes = b"saved model bytes") -> Path:

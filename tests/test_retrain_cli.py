@@ -9,8 +9,8 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from hubcli import cli  # noqa: E402
-from tests.synthetic_images import make_image_dataset  # noqa: E402
+from hubcli.cli import app as cli  # noqa: E402
+from tests.helpers.synthetic_images import make_image_dataset  # noqa: E402
 
 
 def run_cli(capsys, monkeypatch, *args):
@@ -105,7 +105,7 @@ def test_cli_defaults_are_the_library_defaults():
     import inspect
     from dataclasses import fields
 
-    from hubcli.training import TrainConfig
+    from hubcli.train.core import TrainConfig
 
     option_for = {
         "epochs": "epochs", "batch_size": "batch_size", "learning_rate": "learning_rate", "optimizer": "optimizer",

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from hubcli.errors import DataError, NotFoundError, UsageError
-from hubcli.text_data import load_text_dataset, text_key
-from tests.text_corpus import build_tfds_dataset, corpus, write_class_folders, write_tab_lines
+from hubcli.train.text import load_text_dataset, text_key
+from tests.helpers.text_corpus import build_tfds_dataset, corpus, write_class_folders, write_tab_lines
 
 POS = ["a wonderful film", "truly great acting", "I loved it, really"]
 NEG = ["a dull film", "terrible acting", 'the "plot" was awful']

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from tests.hubserver import start_server
+from tests.helpers.hubserver import start_server
 
 pytest.importorskip("tensorflow_hub")
 

@@ -37,17 +37,18 @@ import shutil
 import socket
 import time
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from . import __version__
-from .download import sha256_file
-from .errors import HubcliError
-from .lock import holder_is_alive
+from hubcli import __version__
+from hubcli.errors import HubcliError
+from hubcli.hub.download import sha256_file
+from hubcli.hub.filelock import holder_is_alive
 
-SIDECAR_SCHEMA = "hubcli.cache-entry/1"
+SIDECAR_SCHEMA = "hubcli.hub.cache-entry/1"
 _NAME = re.compile(r"^[0-9a-f]{40}$")
 _LEFTOVER = re.compile(r"^([0-9a-f]{40})\.([0-9a-f]+)\.(tmp|old)$")
 
@@ -139,7 +140,7 @@ class CacheEntry:
 
 
 def _iso(timestamp: float) -> str:
-    return datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc).isoformat(timespec="seconds")
+    return datetime.datetime.fromtimestamp(timestamp, datetime.UTC).isoformat(timespec="seconds")
 
 
 def _tree_bytes(root: Path) -> int:
@@ -289,7 +290,7 @@ def install_entry(
     """
     for relative, info in manifest.items():
         info["mtime_ns"] = os.stat(extracted_dir / relative).st_mtime_ns
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     sidecar = {
         "schema": SIDECAR_SCHEMA,
         **record,
@@ -413,7 +414,7 @@ def remove_entry_locked(paths: EntryPaths, timeout: float = 60) -> int:
     Raises:
         HubcliError: the cache cannot be changed (read-only, not ours), in one line.
     """
-    from .lock import FileLock
+    from hubcli.hub.filelock import FileLock
 
     with _deleting(paths.cache_dir), FileLock(paths.lock, description=f"cache entry {paths.name}", timeout=timeout):
         return remove_entry(paths)

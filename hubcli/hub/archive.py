@@ -32,7 +32,7 @@ import stat
 import tarfile
 from pathlib import Path, PurePosixPath
 
-from .errors import InvalidModuleError, UnsafeContentError
+from hubcli.errors import InvalidModuleError, UnsafeContentError
 
 #: Refuse archives that expand to more than this (override with HUBCLI_MAX_EXTRACT_BYTES).
 DEFAULT_MAX_BYTES = 20 * 1024**3

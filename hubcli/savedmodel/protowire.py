@@ -4,7 +4,7 @@ Protobuf messages are sequences of ``(field number, wire type, value)``
 records. This module decodes those records lazily over a ``memoryview``, so
 callers walk only the fields they need and skip the rest (large constant
 tensors, attrs) by length without copying them. It knows nothing about any
-schema; :mod:`hubcli.inspection` names the fields.
+schema; :mod:`hubcli.savedmodel.inspector` names the fields.
 
 Wire types handled: 0 varint, 1 fixed64, 2 length-delimited, 5 fixed32.
 Groups (3, 4) are obsolete proto2 features that TensorFlow's proto3 files
@@ -19,7 +19,8 @@ Example:
 from __future__ import annotations
 
 import struct
-from typing import Iterator, Union
+from collections.abc import Iterator
+from typing import Union
 
 VARINT, FIXED64, LEN, FIXED32 = 0, 1, 2, 5
 

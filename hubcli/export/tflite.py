@@ -43,13 +43,13 @@ from __future__ import annotations
 import re
 import tempfile
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
-from .errors import ExportError
-from .quiet_tensorflow import native_stderr_silenced
+from hubcli.errors import ExportError
+from hubcli.quiet_tensorflow import native_stderr_silenced
 
 QUANTIZE_MODES = ("none", "dynamic", "float16", "int8")
 

@@ -8,7 +8,7 @@
   modes, and a gzip header without name or time, so the same module always
   gives the same sha256.
 - ``<name>.json`` beside it: name, version, task, the input and output spec
-  read by :func:`hubcli.inspection.inspect_module`, the archive's sha256 and
+  read by :func:`hubcli.savedmodel.inspector.inspect_module`, the archive's sha256 and
   size, licence and provenance.
 
 It can package any TF2 SavedModel directory, or a run directory:
@@ -20,7 +20,7 @@ classifier as a Reusable module whose ``__call__`` returns probabilities.
 
 ``publish`` (:func:`publish_module`) checks an archive exactly as ``pull`` would
 (safe extraction, a module at the root, a module ``inspect`` can read) and
-adds it to a registry directory with :func:`hubcli.registry.add_version`
+adds it to a registry directory with :func:`hubcli.hub.registry.add_version`
 (immutable versions, atomic index update).
 
 Example:
@@ -42,8 +42,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .download import sha256_file
-from .errors import ExportError, IntegrityError, InvalidModuleError, NotFoundError, UnsafeContentError, UsageError
+from hubcli.errors import ExportError, IntegrityError, InvalidModuleError, NotFoundError, UnsafeContentError, UsageError
+from hubcli.hub.download import sha256_file
 
 EXPORT_KINDS = ("module", "feature-vector", "classification")
 METADATA_SCHEMA = "hubcli.module/1"
@@ -96,10 +96,10 @@ def pack_module(module_dir: str | os.PathLike, archive_path: str | os.PathLike) 
 def check_module_archive(archive: str | os.PathLike):
     """Run ``pull``'s checks on an archive: safe to extract, a SavedModel at its root, readable.
 
-    Returns the module's :class:`~hubcli.inspection.ModuleInfo`.
+    Returns the module's :class:`~hubcli.savedmodel.inspector.ModuleInfo`.
     """
-    from .archive import extract_module_archive
-    from .inspection import inspect_module
+    from hubcli.hub.archive import extract_module_archive
+    from hubcli.savedmodel.inspector import inspect_module
 
     with tempfile.TemporaryDirectory(prefix="hubcli-check-") as tmp:
         module_dir = Path(tmp) / "module"
@@ -158,7 +158,7 @@ def export_module(
 
 def module_metadata(info, name, version, task, license, description, sha256, size, provenance, as_) -> dict[str, Any]:
     """The metadata document: catalog fields (task, input, image_size, output_dim) plus inspect's spec."""
-    from . import __version__
+    from hubcli import __version__
 
     takes_strings = bool(info.takes_strings)
     kind = "classification" if as_ == "classification" else "embedding" if takes_strings else "feature-vector"
@@ -191,8 +191,8 @@ def _module_from_run(run_path: Path, target: Path, as_: str) -> tuple[Path, dict
     """Save a run's feature module (head removed) or whole classifier as a Reusable SavedModel."""
     import tensorflow as tf
 
-    from .export import open_run
-    from .layer import HubLayer
+    from hubcli.export.artifacts import open_run
+    from hubcli.train.layer import HubLayer
 
     run = open_run(run_path)
     if not run.keras_model.is_file():
@@ -294,7 +294,7 @@ def publish_module(
     ``name`` and ``version`` default to those in the metadata file beside the
     archive (written by ``export-module``); given, they override it.
     """
-    from . import registry
+    from hubcli.hub import registry
 
     if registry.is_remote(registry_root):
         raise UsageError(

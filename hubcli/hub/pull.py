@@ -2,17 +2,17 @@
 
 The whole story of one pull, and where each step lives:
 
-1. parse the handle (:mod:`hubcli.handles`); a Kaggle handle without a version
+1. parse the handle (:mod:`hubcli.hub.handles`); a Kaggle handle without a version
    asks Kaggle (or the mirror) for the latest;
-2. serve an intact cache entry at once, without any request (:mod:`hubcli.cache`;
+2. serve an intact cache entry at once, without any request (:mod:`hubcli.hub.cache`;
    a ``stat``-level check, so a file a temp cleaner deleted or a rewritten byte
    triggers a repair);
-3. otherwise take the entry's lock (:mod:`hubcli.lock`), look again (another
+3. otherwise take the entry's lock (:mod:`hubcli.hub.filelock`), look again (another
    process may have just installed it), then download into a resumable ``.part``
-   (:mod:`hubcli.download`), from the mirror (:mod:`hubcli.registry`) when one is set;
+   (:mod:`hubcli.hub.download`), from the mirror (:mod:`hubcli.hub.registry`) when one is set;
 4. check the archive's sha256 against ``--sha256``, ``hubcli.lock`` and the
-   mirror's index (:mod:`hubcli.lockfile`, :mod:`hubcli.registry`);
-5. extract it safely into a temp dir (:mod:`hubcli.archive`) and rename it into
+   mirror's index (:mod:`hubcli.hub.lockfile`, :mod:`hubcli.hub.registry`);
+5. extract it safely into a temp dir (:mod:`hubcli.hub.archive`) and rename it into
    place with its manifest.
 
 Offline mode never touches the network: it serves the cache (entries that
@@ -36,9 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import cache, console
-from .errors import (
-    DISK_FULL_ERRNOS,
+from hubcli import console
+from hubcli.errors import (
     HubcliError,
     IntegrityError,
     InvalidModuleError,
@@ -46,10 +45,12 @@ from .errors import (
     UnsafeContentError,
     UsageError,
 )
+from hubcli.fsio import DISK_FULL_ERRNOS
+from hubcli.hub import cache
 
 if TYPE_CHECKING:
-    from .config import Settings
-    from .handles import Handle
+    from hubcli.config import Settings
+    from hubcli.hub.handles import Handle
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,7 @@ class _Source:
 
 def pull(
     handle: str,
-    settings: "Settings | None" = None,
+    settings: Settings | None = None,
     sha256: str | None = None,
     locked: bool = False,
     lockfile: str | Path | None = None,
@@ -100,7 +101,7 @@ def pull(
     """Make ``handle`` available in the cache and return where it is.
 
     Args:
-        handle: anything :func:`hubcli.handles.parse_handle` accepts.
+        handle: anything :func:`hubcli.hub.handles.parse_handle` accepts.
         settings: cache dir, offline and mirror modes, trusted hosts (default: ``Settings.load()``).
         sha256: the archive must hash to this (hex).
         locked: the handle must be in the lock file, and its archive must match it.
@@ -113,8 +114,8 @@ def pull(
         NotFoundError, NetworkError, IntegrityError, UnsafeContentError,
         InvalidModuleError, UsageError: each with a one-line message.
     """
-    from .config import Settings
-    from .handles import parse_handle
+    from hubcli.config import Settings
+    from hubcli.hub.handles import parse_handle
 
     settings = settings or Settings.load()
     if locked and update_lock:
@@ -158,7 +159,7 @@ def pull(
     return PullResult(handle, resolved, entry.path, entry.sha256, entry.size, from_cache)
 
 
-def resolve_module_path(handle_or_path: str | Path, settings: "Settings | None" = None) -> Path:
+def resolve_module_path(handle_or_path: str | Path, settings: Settings | None = None) -> Path:
     """The local directory of a module: a local directory as is, anything else pulled into the cache.
 
     Example:
@@ -171,7 +172,7 @@ def resolve_module_path(handle_or_path: str | Path, settings: "Settings | None" 
 # --- steps -----------------------------------------------------------------------
 
 
-def _pinned_sha256(parsed: "Handle", sha256: str | None, locked: bool, lockfile) -> str | None:
+def _pinned_sha256(parsed: Handle, sha256: str | None, locked: bool, lockfile) -> str | None:
     """The sha256 the archive must have: ``--sha256`` and/or the lock file's entry (which must agree)."""
     if sha256 is not None:
         sha256 = sha256.strip().lower()
@@ -179,7 +180,7 @@ def _pinned_sha256(parsed: "Handle", sha256: str | None, locked: bool, lockfile)
             raise UsageError(f"--sha256 {sha256!r} is not a 64-digit hex sha256")
     if not locked:
         return sha256
-    from .lockfile import Lockfile
+    from hubcli.hub.lockfile import Lockfile
 
     lock = Lockfile.load(lockfile, must_exist=True)
     key = parsed.cache_key or parsed.raw
@@ -191,11 +192,11 @@ def _pinned_sha256(parsed: "Handle", sha256: str | None, locked: bool, lockfile)
     return recorded
 
 
-def _pin_version(parsed: "Handle", settings: "Settings") -> "Handle":
+def _pin_version(parsed: Handle, settings: Settings) -> Handle:
     """A Kaggle handle without a version becomes its latest version (mirror index, Kaggle, or offline: the cache)."""
     if not parsed.needs_version_lookup:
         return parsed
-    from . import download, registry
+    from hubcli.hub import download, registry
 
     mirror_usable = settings.mirror and not (settings.offline and registry.is_remote(settings.mirror))
     if mirror_usable:
@@ -208,12 +209,12 @@ def _pin_version(parsed: "Handle", settings: "Settings") -> "Handle":
     return parsed.with_version(answer["versionNumber"])
 
 
-def _source(parsed: "Handle", settings: "Settings") -> _Source:
+def _source(parsed: Handle, settings: Settings) -> _Source:
     """Where a cache miss is fetched from: the mirror, a local file, GCS, or the handle's URL.
 
     Offline, a remote source is named but never contacted (the caller refuses it).
     """
-    from . import registry
+    from hubcli.hub import registry
 
     if settings.mirror and parsed.registry_path:
         remote = registry.is_remote(settings.mirror)
@@ -228,7 +229,7 @@ def _source(parsed: "Handle", settings: "Settings") -> _Source:
     return _Source(parsed.url, "http")
 
 
-def _latest_cached_version(parsed: "Handle", settings: "Settings") -> "Handle":
+def _latest_cached_version(parsed: Handle, settings: Settings) -> Handle:
     """Offline, "latest" means the highest version of this model in the cache."""
     prefix = parsed.with_version(1).cache_key.rsplit("/", 1)[0] + "/"
     versions = []
@@ -242,8 +243,8 @@ def _latest_cached_version(parsed: "Handle", settings: "Settings") -> "Handle":
 
 
 def _usable_entry(
-    paths: "cache.EntryPaths", pin: str | None, offline: bool, report_damage: bool = True
-) -> "cache.CacheEntry | None":
+    paths: cache.EntryPaths, pin: str | None, offline: bool, report_damage: bool = True
+) -> cache.CacheEntry | None:
     """The cached entry if intact and matching the pin; None when it must be (re)installed."""
     entry = cache.read_entry(paths.cache_dir, paths.name)
     if entry is None:
@@ -274,8 +275,8 @@ def _usable_entry(
     return entry
 
 
-def _install(parsed, source: _Source, paths, pin, settings, force: bool, progress: bool) -> "cache.CacheEntry":
-    from .lock import FileLock
+def _install(parsed, source: _Source, paths, pin, settings, force: bool, progress: bool) -> cache.CacheEntry:
+    from hubcli.hub.filelock import FileLock
 
     def waiting(holder: str) -> None:
         console.info(f"waiting for {holder} to finish installing {parsed.raw}")
@@ -316,7 +317,7 @@ def _fetch_and_install(parsed, source: _Source, paths, expected: dict[str, str],
 
 def _fetch(parsed, source: _Source, paths, progress: bool) -> tuple[Path, str, str, int, bool]:
     """Get the archive: (file, resolved URL, sha256, size, whether a kept .part was resumed)."""
-    from . import download
+    from hubcli.hub import download
 
     if source.kind == "file":
         archive = Path(source.location)
@@ -342,7 +343,7 @@ def _check_digest(parsed, digest: str, expected: dict[str, str]) -> None:
 
 
 def _warn_untrusted(parsed, resolved_url: str, settings) -> None:
-    from .handles import is_trusted_host
+    from hubcli.hub.handles import is_trusted_host
 
     urls = [u for u in (parsed.url, resolved_url) if u and "://" in u]
     hosts = sorted({urllib.parse.urlsplit(u).netloc for u in urls if not is_trusted_host(u, settings)})
@@ -354,7 +355,7 @@ def _warn_untrusted(parsed, resolved_url: str, settings) -> None:
 
 
 def _extract_and_install(parsed, source: _Source, paths, archive: Path, resolved_url, digest, size):
-    from .archive import extract_module_archive
+    from hubcli.hub.archive import extract_module_archive
 
     temp = paths.scratch_dir("tmp")
     # Errors name what the user pulled, not the cache's <sha1>.part file.
@@ -381,8 +382,8 @@ def _extract_and_install(parsed, source: _Source, paths, archive: Path, resolved
 
 
 def _record_in_lockfile(lockfile, key: str, digest: str | None) -> None:
-    from .lock import FileLock
-    from .lockfile import Lockfile
+    from hubcli.hub.filelock import FileLock
+    from hubcli.hub.lockfile import Lockfile
 
     if digest is None:
         raise IntegrityError(f"{key} was cached by tensorflow_hub without a sha256; `hubcli pull --force --update-lock` records one")
@@ -402,9 +403,9 @@ def _require_module_dir(path: Path) -> None:
 
 
 class _CallableModule(types.ModuleType):
-    """Lets ``hubcli.pull(...)`` work after ``import hubcli.pull``.
+    """Lets ``hubcli.hub.pull(...)`` work after ``import hubcli.hub.pull``.
 
-    Importing the submodule rebinds the package attribute ``hubcli.pull`` from
+    Importing the submodule rebinds the package attribute ``hubcli.hub.pull`` from
     the function to this module; calling the module calls the function, so
     both spellings keep working whatever was imported first.
     """

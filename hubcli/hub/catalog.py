@@ -33,10 +33,10 @@ from functools import lru_cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from .errors import UsageError
+from hubcli.errors import UsageError
 
 if TYPE_CHECKING:
-    from .config import Settings
+    from hubcli.config import Settings
 
 BUILTIN_SOURCE = "builtin"
 CONFIG_SOURCE = "config"
@@ -48,7 +48,7 @@ class CatalogEntry:
 
     Attributes:
         name: the alias users type (for a registry listing, the registry path).
-        handle: what the alias resolves to (any form :func:`hubcli.handles.parse_handle` accepts).
+        handle: what the alias resolves to (any form :func:`hubcli.hub.handles.parse_handle` accepts).
         task: ``"image-feature-vector"``, ``"text-embedding"``... or ``None`` if unknown.
         input: ``"image"`` or ``"string"``, or ``None`` if unknown.
         image_size: ``(height, width)`` the module expects, for image modules.
@@ -75,7 +75,7 @@ class CatalogEntry:
         return document
 
 
-def entries(settings: "Settings", task: str | None = None) -> list[CatalogEntry]:
+def entries(settings: Settings, task: str | None = None) -> list[CatalogEntry]:
     """Built-in entries, then the user's aliases (a user alias replaces a built-in of the same name).
 
     ``task`` keeps entries whose task is ``task`` or starts with ``task-`` (so ``"image"``
@@ -94,13 +94,13 @@ def filter_task(items: list[CatalogEntry], task: str | None) -> list[CatalogEntr
     return [e for e in items if e.task and (e.task.lower() == wanted or e.task.lower().startswith(wanted + "-"))]
 
 
-def find(name: str, settings: "Settings") -> CatalogEntry | None:
+def find(name: str, settings: Settings) -> CatalogEntry | None:
     """The entry called ``name`` (case-insensitive, ``-`` == ``_``), or ``None``."""
     wanted = _key(name)
     return next((e for e in entries(settings) if _key(e.name) == wanted), None)
 
 
-def search(text: str, settings: "Settings", items: list[CatalogEntry] | None = None) -> list[CatalogEntry]:
+def search(text: str, settings: Settings, items: list[CatalogEntry] | None = None) -> list[CatalogEntry]:
     """Entries whose name, handle, task, input or description contain every word of ``text``.
 
     Searches the catalog, or ``items`` (such as a registry listing) when given.
@@ -110,7 +110,7 @@ def search(text: str, settings: "Settings", items: list[CatalogEntry] | None = N
     return [e for e in pool if all(word in _haystack(e) for word in words)]
 
 
-def suggest(name: str, settings: "Settings", limit: int = 3) -> list[str]:
+def suggest(name: str, settings: Settings, limit: int = 3) -> list[str]:
     """The catalog names closest to a misspelled ``name``, best first."""
     names = {_key(e.name): e.name for e in entries(settings)}
     close = difflib.get_close_matches(_key(name), list(names), n=limit, cutoff=0.6)
@@ -123,7 +123,7 @@ def registry_entries(root: str, offline: bool = False) -> list[CatalogEntry]:
     Task, input, image size, output dim and description come from the latest
     version's metadata, where the publisher recorded them.
     """
-    from . import registry
+    from hubcli.hub import registry
 
     found = []
     for registry_path, module in sorted(registry.read_index(root, offline=offline)["modules"].items()):
@@ -154,7 +154,7 @@ def _builtin_entries() -> tuple[CatalogEntry, ...]:
     )
 
 
-def _entry_from_config(name: str, table: dict[str, Any], settings: "Settings") -> CatalogEntry:
+def _entry_from_config(name: str, table: dict[str, Any], settings: Settings) -> CatalogEntry:
     where = f"config file {settings.config_file}: [aliases.{name}]"
     unknown = set(table) - {"handle", "task", "input", "image_size", "output_dim", "description"}
     if unknown:

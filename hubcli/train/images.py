@@ -26,16 +26,16 @@ import hashlib
 import io
 import os
 from collections import deque
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 
-from . import console
-from .errors import DataError, InvalidModuleError, NotFoundError, UsageError
-from .splits import SPLIT_FOLDERS, Example, LabeledData
+from hubcli import console
+from hubcli.errors import DataError, InvalidModuleError, NotFoundError, UsageError
+from hubcli.train.splits import SPLIT_FOLDERS, Example, LabeledData
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".gif", ".bmp", ".webp"})
 #: Bumped whenever decode_image could produce different pixels for the same file.
@@ -224,7 +224,7 @@ def decode_failure(err: Exception) -> str:
 
 
 class ImageModality:
-    """The image side of the training core (see hubcli.training for the interface)."""
+    """The image side of the training core (see hubcli.train.core for the interface)."""
 
     task = "image"
     supports_augmentation = True
@@ -308,14 +308,14 @@ class ImageModality:
         return keras.Input((*self.image_size, 3), name="images")
 
     def build_encoder(self, module, trainable: bool):
-        from .layer import HubLayer
+        from hubcli.train.layer import HubLayer
 
         return HubLayer(module.layer_handle, trainable=trainable, settings=module.settings)
 
     def serving_signatures(self, model, labels: Sequence[str]) -> dict:
         import tensorflow as tf
 
-        from .training import classify_outputs
+        from hubcli.train.core import classify_outputs
 
         height, width = self.image_size
 
@@ -342,7 +342,7 @@ class ImageModality:
         return {"image_size": list(self.image_size)}
 
     @classmethod
-    def from_run(cls, run) -> "ImageModality":
+    def from_run(cls, run) -> ImageModality:
         if not run.image_size:
             raise DataError(f"run {run.path} records no image_size")
         return cls(run.image_size)
@@ -408,7 +408,7 @@ def retrain_images(
     image_size: tuple[int, int] | None = None,
 ) -> dict:
     """The library behind ``hubcli retrain-images``: data + module -> a run directory."""
-    from . import training
+    from hubcli.train import core as training
 
     if (data_dir is None) == (tfds_name is None):
         raise UsageError("give a DATA_DIR or --tfds NAME (one of them)")

@@ -19,7 +19,7 @@ Formats:
   images). For images the check also feeds the samples as PNG bytes through
   ``serve_bytes``.
 - ``tflite``: converted from the run's Keras model; see
-  :mod:`hubcli.tflite_export` for the quantisation modes. ``labels.txt`` is
+  :mod:`hubcli.export.tflite` for the quantisation modes. ``labels.txt`` is
   written beside the ``.tflite`` file and the labels are embedded in it.
 - ``keras``: the run's ``model.keras``, which must reference no custom
   objects other than hubcli's own ``HubLayer``.
@@ -40,9 +40,10 @@ import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+
 import numpy as np
 
-from .errors import ExportError, NotFoundError, UsageError
+from hubcli.errors import ExportError, NotFoundError, UsageError
 
 FORMATS = ("savedmodel", "tflite", "keras")
 DEFAULT_MIN_AGREEMENT = 0.99
@@ -72,8 +73,8 @@ class Run:
         """
         import keras
 
-        from .errors import HubcliError
-        from .layer import known_module_paths
+        from hubcli.errors import HubcliError
+        from hubcli.train.layer import known_module_paths
 
         try:
             with known_module_paths(self.module_paths):
@@ -205,7 +206,7 @@ def default_output(run: Run, format: str, quantize: str = "none") -> Path:
 
 def check_export_options(format: str, quantize: str = "none", min_agreement: float = DEFAULT_MIN_AGREEMENT) -> None:
     """Refuse inconsistent options before any work (the CLI calls it before its status line)."""
-    from .tflite_export import QUANTIZE_MODES
+    from hubcli.export.tflite import QUANTIZE_MODES
 
     if format not in FORMATS:
         raise UsageError(f"unknown export format {format!r}; choose one of {', '.join(FORMATS)}")
@@ -240,7 +241,7 @@ def export_run(
         raise UsageError(f"--output for --format {format} must end in {suffix}")
     target.parent.mkdir(parents=True, exist_ok=True)
 
-    from .training import ServingModel, out_of_space
+    from hubcli.train.core import ServingModel, out_of_space
 
     # The reference is computed exactly as evaluate and predict compute a run's answers.
     reference = ServingModel(run).probabilities(samples)
@@ -300,7 +301,7 @@ def _export_keras(run: Run, samples: np.ndarray, candidate: Path, reference: np.
 
 
 def _export_tflite(run: Run, samples: np.ndarray, candidate: Path, reference: np.ndarray, quantize: str):
-    from .tflite_export import convert_keras_model, embed_labels, run_tflite
+    from hubcli.export.tflite import convert_keras_model, embed_labels, run_tflite
 
     if not run.keras_model.is_file():
         raise ExportError(f"run {run.path} has no model.keras to convert")

@@ -27,7 +27,7 @@ that signature, so the client's retry on the same URL meets a 403).
 
 Every request is logged (path, query, headers) for the tests to count.
 
-Test modules load the fixtures below with ``pytest_plugins = ["tests.hubserver"]``
+Test modules load the fixtures below with ``pytest_plugins = ["tests.helpers.hubserver"]``
 (PYTEST_DONT_REWRITE: this module holds no test assertions, and is also imported
 directly for :func:`make_fake_module_archive`).
 """

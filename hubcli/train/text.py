@@ -16,12 +16,12 @@ arrives in and returns a :class:`TextDataset` of (text, label) pairs:
   folder of unlabelled reviews is ignored).
 - A TFDS dataset by name (``tfds="imdb_reviews"``), with its own splits.
 
-:class:`TextModality` is the text side of the training core (``hubcli.training``),
+:class:`TextModality` is the text side of the training core (``hubcli.train.core``),
 and :func:`classify_text` is the library behind ``hubcli classify-text``.
 
 Every example carries a stable split key: the sha256 of its text (not its file
 and line, which move when rows are inserted). Adding, removing or reordering
-rows never moves the others between splits (``hubcli.splits`` hashes the key),
+rows never moves the others between splits (``hubcli.train.splits`` hashes the key),
 and a duplicated sentence always lands in one split (no train/test leak).
 
 Example:
@@ -40,15 +40,15 @@ import io
 import json
 import sys
 from collections import Counter
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 
-from . import console
-from .errors import DataError, NotFoundError, UsageError
-from .splits import SPLIT_FOLDERS, Example, LabeledData
+from hubcli import console
+from hubcli.errors import DataError, NotFoundError, UsageError
+from hubcli.train.splits import SPLIT_FOLDERS, Example, LabeledData
 
 #: Column (or JSON key) names tried, in order, when none is given. Compared case-insensitively.
 TEXT_COLUMN_NAMES = (
@@ -500,12 +500,12 @@ REPRESENTATIVE_TEXTS = 200
 
 
 class TextModality:
-    """Sentences as module inputs (see :mod:`hubcli.training` for the interface).
+    """Sentences as module inputs (see :mod:`hubcli.train.core` for the interface).
 
     Raw inputs are the sentences themselves (``tf.string [batch]``): the module
     tokenizes, handles unknown words and truncates long texts. With a
     ``preprocessor`` (a resolved ``training.ModuleRef``), the encoder is a
-    :class:`~hubcli.layer.PreprocessedEncoder` and the preprocessor's
+    :class:`~hubcli.train.layer.PreprocessedEncoder` and the preprocessor's
     digest is part of every cached feature's key.
 
     Example:
@@ -546,17 +546,17 @@ class TextModality:
 
     def build_encoder(self, module, trainable: bool):
         if self.preprocessor is None:
-            from .layer import HubLayer
+            from hubcli.train.layer import HubLayer
 
             return HubLayer(module.layer_handle, trainable=trainable, settings=module.settings)
-        from .layer import PreprocessedEncoder
+        from hubcli.train.layer import PreprocessedEncoder
 
         return PreprocessedEncoder(self.preprocessor.layer_handle, module.layer_handle, trainable=trainable, settings=module.settings)
 
     def serving_signatures(self, model, labels: Sequence[str]) -> dict:
         import tensorflow as tf
 
-        from .training import classify_outputs
+        from hubcli.train.core import classify_outputs
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
         def serving_default(text):
@@ -570,7 +570,7 @@ class TextModality:
 
     # -- using a finished run (training.evaluate / training.predict) ------------------------
     @classmethod
-    def from_run(cls, run) -> "TextModality":
+    def from_run(cls, run) -> TextModality:
         # The run's model/ carries the preprocessor; evaluation feeds it raw sentences.
         return cls()
 
@@ -643,7 +643,7 @@ def classify_text(
 
     Example:
         >>> from hubcli import Settings  # doctest: +SKIP
-        >>> from hubcli.training import TrainConfig  # doctest: +SKIP
+        >>> from hubcli.train.core import TrainConfig  # doctest: +SKIP
         >>> summary = classify_text("imdb_labelled.txt", ".modules/minilm_l6_v2", Settings.load(), TrainConfig())  # doctest: +SKIP
         >>> summary["accuracy"], summary["output"]  # doctest: +SKIP
         (0.8913, 'runs/imdb_labelled')
@@ -657,7 +657,7 @@ def classify_text(
     split = dataset.split(validation_split, test_split)
     check_text_module(module_handle, preprocessor_handle, settings)
     # Imported only now, so bad data or a wrong module is reported without waiting for TensorFlow.
-    from . import training
+    from hubcli.train import core as training
 
     module = training.ModuleRef.resolve(module_handle, settings)
     preprocessor = training.ModuleRef.resolve(preprocessor_handle, settings) if preprocessor_handle else None
@@ -683,9 +683,9 @@ def check_text_module(module_handle: str, preprocessor_handle: str | None, setti
         InvalidModuleError: the module fed with sentences does not take tf.string.
         NotFoundError: a handle resolves to nothing.
     """
-    from .errors import InvalidModuleError
-    from .inspection import inspect_module
-    from .pull import resolve_module_path
+    from hubcli.errors import InvalidModuleError
+    from hubcli.hub.pull import resolve_module_path
+    from hubcli.savedmodel.inspector import inspect_module
 
     handle = preprocessor_handle or module_handle
     info = inspect_module(resolve_module_path(handle, settings))

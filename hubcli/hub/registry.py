@@ -15,7 +15,7 @@ from. The layout is plain files, so any static web server can host one::
                                                           "sha256": "...", "size": 123,
                                                           "metadata": {...}}}}}}
 
-A ``registry_path`` is what :func:`hubcli.handles.parse_handle` returns for a
+A ``registry_path`` is what :func:`hubcli.hub.handles.parse_handle` returns for a
 hub handle (``google/imagenet/mobilenet_v2_100_224/feature_vector`` for a
 tfhub.dev URL, ``<owner>/<model>/<framework>/<variation>`` for Kaggle).
 Versions are immutable: publishing one that exists is refused. ``latest`` is
@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import HubcliError, IntegrityError, NetworkError, NotFoundError, UsageError
+from hubcli.errors import HubcliError, IntegrityError, NetworkError, NotFoundError, UsageError
 
 SCHEMA = "hubcli.registry/1"
 INDEX_NAME = "index.json"

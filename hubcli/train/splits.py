@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
-from .errors import DataError, UsageError
+from hubcli.errors import DataError, UsageError
 
 SPLITS = ("train", "validation", "test")
 
@@ -89,7 +90,7 @@ class LabeledData:
         validation_split: float = 0.1,
         test_split: float = 0.1,
         origin: str = "",
-    ) -> "LabeledData":
+    ) -> LabeledData:
         """Assign each example to its own split, or to a hashed one, then check the classes.
 
         Validation and test examples a dataset brings keep their split. Everything

@@ -27,7 +27,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import UsageError
+from hubcli.errors import UsageError
 
 DEFAULT_NAME = "hubcli.lock"
 FORMAT_VERSION = 1
@@ -42,7 +42,7 @@ class Lockfile:
     modules: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, path: str | os.PathLike | None = None, must_exist: bool = False) -> "Lockfile":
+    def load(cls, path: str | os.PathLike | None = None, must_exist: bool = False) -> Lockfile:
         """Read ``path`` (default ``./hubcli.lock``); a missing file is empty unless ``must_exist``."""
         path = Path(path) if path else Path.cwd() / DEFAULT_NAME
         try:

@@ -29,7 +29,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import HubcliError
+from hubcli.errors import HubcliError
 
 #: Seconds between two looks at a busy lock.
 POLL_INTERVAL = 0.2
@@ -247,7 +247,7 @@ class FileLock:
         if isinstance(current, dict) and current.get("token") == self._token:
             self.path.unlink(missing_ok=True)
 
-    def __enter__(self) -> "FileLock":
+    def __enter__(self) -> FileLock:
         self.acquire()
         return self
 

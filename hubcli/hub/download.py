@@ -38,8 +38,8 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import __version__, console
-from .errors import NetworkError, NotFoundError
+from hubcli import __version__, console
+from hubcli.errors import NetworkError, NotFoundError
 
 #: Bytes per read and write; large enough that Python overhead is negligible next to the copy.
 CHUNK_SIZE = 1 << 20
@@ -62,7 +62,7 @@ class HttpOptions:
     max_retry_after: float = 120.0
 
     @classmethod
-    def from_env(cls) -> "HttpOptions":
+    def from_env(cls) -> HttpOptions:
         env = os.environ
         return cls(
             retries=int(env.get("HUBCLI_RETRIES", cls.retries)),

@@ -2,7 +2,7 @@
 
 :func:`inspect_module` reads ``saved_model.pb`` (and ``tfhub_module.pb``,
 ``keras_metadata.pb`` or a ``.keras`` archive) with the wire-format reader in
-:mod:`hubcli.protowire`, walking only the fields it reports. Field numbers
+:mod:`hubcli.savedmodel.protowire`, walking only the fields it reports. Field numbers
 come from TensorFlow's ``saved_model.proto``, ``meta_graph.proto``,
 ``saved_object_graph.proto``, ``struct.proto``, ``graph.proto``,
 ``function.proto``, ``attr_value.proto`` and ``tensor_shape.proto``, and from
@@ -42,14 +42,15 @@ import hashlib
 import json
 import math
 import zipfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-from . import protowire as pw
-from .errors import InvalidModuleError, NotFoundError
+from hubcli.errors import InvalidModuleError, NotFoundError
+from hubcli.savedmodel import protowire as pw
 
 TF2_SAVED_MODEL, TF1_HUB, KERAS = "tf2_saved_model", "tf1_hub", "keras"
 
@@ -385,7 +386,7 @@ def content_digest(path: str | Path) -> str:
         >>> content_digest("modules/tiny_image")  # doctest: +SKIP
         'sha256:5be1...'
     """
-    from .download import sha256_file
+    from hubcli.hub.download import sha256_file
 
     root = Path(path)
     if not root.exists():
@@ -405,7 +406,7 @@ def content_digest(path: str | Path) -> str:
 
 def _manifest_hashes(root: Path) -> dict[str, str] | None:
     """Per-file sha256s from the cache manifest of the entry at ``root``, if it is one and is intact."""
-    from . import cache
+    from hubcli.hub import cache
 
     sidecar = cache.EntryPaths(root.parent, root.name).sidecar
     if not sidecar.is_file():
@@ -477,7 +478,7 @@ def _check_hub_module_def(path: Path) -> None:
         raise InvalidModuleError(f"{path}: unsupported TF1 Hub module format {module_format} (expected FORMAT_V3)")
 
 
-def _primary_meta_graph(meta_graphs: list["_MetaGraph"]) -> "_MetaGraph":
+def _primary_meta_graph(meta_graphs: list[_MetaGraph]) -> _MetaGraph:
     # TF1 Hub modules keep inference in the untagged graph (a "train" one may follow); TF2 uses "serve".
     for wanted in ((), ("serve",)):
         for mg in meta_graphs:
@@ -553,7 +554,7 @@ class _MetaGraph:
                 return [] if bytes_list is None else pw.collect(bytes_list, (1,))[1]
         return []
 
-    def object_graph(self) -> "_ObjectGraph | None":
+    def object_graph(self) -> _ObjectGraph | None:
         return _ObjectGraph(self._parts[7][0]) if self._parts[7] else None
 
     def graph_variables(self) -> tuple[Variable, ...]:

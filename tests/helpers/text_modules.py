@@ -47,7 +47,7 @@ def build_text_preprocessor(path, seq_length: int = SEQ_LENGTH) -> Path:
 def build_text_encoder(path, output_dim: int = 16, seq_length: int = SEQ_LENGTH, seed: int = 0) -> Path:
     import tensorflow as tf
 
-    from tests.tiny_modules import _reusable_module_class
+    from tests.helpers.tiny_modules import _reusable_module_class
 
     rng = np.random.default_rng(seed)
     module = _reusable_module_class()()

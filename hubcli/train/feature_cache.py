@@ -7,7 +7,7 @@ therefore never run the module again for an example they have seen.
 
 Layout, under ``<cache dir>/features/`` (beside the modules)::
 
-    <module content digest[:32]>/<sha1(preprocessing)[:16]>/   (hubcli.inspection.content_digest)
+    <module content digest[:32]>/<sha1(preprocessing)[:16]>/   (hubcli.savedmodel.inspector.content_digest)
         preprocessing.txt              the preprocessing id, for people
         shard-<uuid>.npy               float32 [n, dim] features
         shard-<uuid>.keys              n lines: the example keys, row order
@@ -29,12 +29,12 @@ from __future__ import annotations
 import hashlib
 import os
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
-from . import console
+from hubcli import console
 
 
 def features_root(cache_dir: str | os.PathLike) -> Path:

@@ -15,9 +15,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from . import console
-from .errors import HubcliError
-from .train_config import TrainConfig
+from hubcli import console
+from hubcli.errors import HubcliError
+from hubcli.train.config import TrainConfig
 
 app = typer.Typer(
     name="hubcli",
@@ -48,7 +48,7 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars 
 
 
 def _settings(cache_dir: Path | None, offline: bool | None, mirror: str | None):
-    from .config import Settings
+    from hubcli.config import Settings
 
     return Settings.load(cache_dir=cache_dir, offline=offline, mirror=mirror)
 
@@ -62,7 +62,7 @@ def _start(quiet: bool, json_output: bool = False) -> None:
 def _print_version(requested: bool) -> None:
     # A parameter callback runs while parsing, before the group insists on a command.
     if requested:
-        from . import __version__
+        from hubcli import __version__
 
         typer.echo(__version__)
         raise typer.Exit()
@@ -101,7 +101,7 @@ def pull_command(
 
     Example: `python -c "import tensorflow_hub as hub; hub.load('$(hubcli pull nnlm-en-dim50)')"`
     """
-    from .pull import pull
+    from hubcli.hub.pull import pull
 
     _start(quiet, json_output)
     result = pull(
@@ -124,9 +124,9 @@ def pull_command(
 
 def _cache_targets(settings, targets: list[str]):
     """Cache entries named by handle, alias or (a prefix of) their sha1 directory name."""
-    from . import cache
-    from .errors import NotFoundError
-    from .handles import parse_handle
+    from hubcli.errors import NotFoundError
+    from hubcli.hub import cache
+    from hubcli.hub.handles import parse_handle
 
     chosen = []
     for target in targets:
@@ -147,7 +147,7 @@ def _cache_targets(settings, targets: list[str]):
 
 
 def _confirm_delete(what: str, yes: bool) -> None:
-    from .errors import UsageError
+    from hubcli.errors import UsageError
 
     if yes:
         return
@@ -171,7 +171,7 @@ def cache_ls(cache_dir: CacheDirOpt = None, json_output: JsonOpt = False, quiet:
     """List cached modules with their size on disk and last use (tensorflow_hub's entries too)."""
     from rich.table import Table
 
-    from . import cache
+    from hubcli.hub import cache
 
     _start(quiet, json_output)
     settings = _settings(cache_dir, None, None)
@@ -207,8 +207,8 @@ def cache_verify(
     """Re-hash every file of cached modules against their manifests; exit 5 if any is damaged."""
     from rich.table import Table
 
-    from . import cache
-    from .errors import IntegrityError
+    from hubcli.errors import IntegrityError
+    from hubcli.hub import cache
 
     _start(quiet, json_output)
     settings = _settings(cache_dir, None, None)
@@ -247,7 +247,7 @@ def cache_rm(
     quiet: QuietOpt = False,
 ) -> None:
     """Remove modules from the cache (directory, metadata and any partial download)."""
-    from . import cache
+    from hubcli.hub import cache
 
     _start(quiet, json_output)
     settings = _settings(cache_dir, None, None)
@@ -276,7 +276,7 @@ def cache_prune(
     quiet: QuietOpt = False,
 ) -> None:
     """Remove leftovers (temp dirs, stale partial downloads, orphan locks) and, with --older-than, idle modules."""
-    from . import cache
+    from hubcli.hub import cache
 
     _start(quiet, json_output)
     settings = _settings(cache_dir, None, None)
@@ -309,7 +309,7 @@ def list_command(
     quiet: QuietOpt = False,
 ) -> None:
     """List the module catalog (built-in names plus your config's aliases), or a registry."""
-    from . import catalog
+    from hubcli.hub import catalog
 
     _start(quiet, json_output)
     settings = _settings(None, offline, None)
@@ -334,8 +334,8 @@ def search_command(
     quiet: QuietOpt = False,
 ) -> None:
     """Find catalog (or registry) entries whose name, handle, task or description match every word."""
-    from . import catalog
-    from .errors import UsageError
+    from hubcli.errors import UsageError
+    from hubcli.hub import catalog
 
     _start(quiet, json_output)
     if not text.split():
@@ -388,14 +388,14 @@ def inspect_command(
     quiet: QuietOpt = False,
 ) -> None:
     """Show a module's format, signatures, call specs, variables, assets and risky ops, without TensorFlow."""
-    from .inspection import inspect_module
+    from hubcli.savedmodel.inspector import inspect_module
 
     _start(quiet, json_output)
     local = Path(module).expanduser()
     if local.is_dir() or (local.is_file() and local.suffix == ".keras"):
         path = local
     else:
-        from .pull import resolve_module_path
+        from hubcli.hub.pull import resolve_module_path
 
         path = resolve_module_path(module, _settings(cache_dir, offline, mirror))
     info = inspect_module(path)
@@ -580,7 +580,7 @@ def retrain_images_command(
 
     Example: `hubcli retrain-images ./flowers --module efficientnet_lite0`
     """
-    from .image_data import parse_image_size, retrain_images
+    from hubcli.train.images import parse_image_size, retrain_images
 
     _start(quiet, json_output)
     config = TrainConfig(
@@ -607,7 +607,7 @@ def evaluate_command(
     quiet: QuietOpt = False,
 ) -> None:
     """Accuracy, per-class precision/recall/F1 and confusion matrix of a trained run on labelled data."""
-    from .training import evaluate
+    from hubcli.train.core import evaluate
 
     _start(quiet, json_output)
     text_options = {"text_column": text_column, "label_column": label_column, "encoding": encoding}
@@ -628,18 +628,18 @@ def predict_command(
     quiet: QuietOpt = False,
 ) -> None:
     """Classify inputs with a trained run: top-k class names and probabilities."""
-    from .training import predict
+    from hubcli.train.core import predict
 
     _start(quiet, json_output)
-    from .export import open_run
+    from hubcli.export.artifacts import open_run
 
     items = [str(f) for f in files or []]
     if open_run(model).task == "text":
-        from .text_data import read_sentences
+        from hubcli.train.text import read_sentences
 
         items = read_sentences(texts, items)
     elif texts:
-        from .errors import UsageError
+        from hubcli.errors import UsageError
 
         raise UsageError("--text is for text runs; this run classifies images: give image FILES")
     result = predict(model, items, top_k=top_k)
@@ -705,7 +705,7 @@ def classify_text_command(
 
     Example: `hubcli classify-text imdb_labelled.txt --module minilm_l6_v2`
     """
-    from .text_data import check_text_module, classify_text, load_text_dataset
+    from hubcli.train.text import check_text_module, classify_text, load_text_dataset
 
     _start(quiet, json_output)
     settings = _settings(cache_dir, offline, mirror)
@@ -744,7 +744,7 @@ def export_command(
     quiet: QuietOpt = False,
 ) -> None:
     """Export a trained run as a SavedModel, a TFLite model or a .keras file, and check it agrees with the run."""
-    from .export import check_export_options, export_run
+    from hubcli.export.artifacts import check_export_options, export_run
 
     _start(quiet, json_output)
     check_export_options(format, quantize, min_agreement)  # a bad option is the only line printed
@@ -783,7 +783,7 @@ def export_module_command(
     quiet: QuietOpt = False,
 ) -> None:
     """Package a module as a hub-format .tar.gz (module at the root) with a metadata .json beside it."""
-    from .publish import export_module
+    from hubcli.hub.publish import export_module
 
     _start(quiet, json_output)
     packed = export_module(source, output, name, version, task, license, description, as_, overwrite)
@@ -806,7 +806,7 @@ def publish_command(
     quiet: QuietOpt = False,
 ) -> None:
     """Check a module archive as pull would and add it to a registry as a new, immutable version."""
-    from .publish import publish_module
+    from hubcli.hub.publish import publish_module
 
     _start(quiet, json_output)
     published = publish_module(archive, registry, name, version)
@@ -820,7 +820,7 @@ def publish_command(
 
 def main() -> None:
     """Console-script entry point: run the app, turning every failure into one stderr line."""
-    from . import quiet_tensorflow
+    from hubcli import quiet_tensorflow
 
     quiet_tensorflow.install()
     # A CI timeout or `kill` sends SIGTERM: unwind like Ctrl-C, so staging dirs, temp files

@@ -7,7 +7,7 @@ run directory (see the brief's run-directory contract), written to a temporary
 directory and renamed into place.
 
 Everything that depends on the kind of data lives in a :class:`Modality`
-(``hubcli.image_data.ImageModality``, ``hubcli.text_data.TextModality``);
+(``hubcli.train.images.ImageModality``, ``hubcli.train.text.TextModality``);
 this module never looks at pixels or characters.
 
 The Modality interface (duck-typed; ``ImageModality`` is the reference)::
@@ -22,7 +22,7 @@ The Modality interface (duck-typed; ``ImageModality`` is the reference)::
         failures: list[tuple[str, str]]   # (example.key, reason) of examples iter_inputs skipped
 
         @classmethod
-        def from_run(cls, run: hubcli.export.Run) -> Modality:   # for evaluate/predict
+        def from_run(cls, run: hubcli.export.artifacts.Run) -> Modality:   # for evaluate/predict
 
         def content_hash(self, example: Example) -> str:
             # HEX digest of the example's raw content (image file bytes; utf-8 text, plus anything
@@ -60,7 +60,7 @@ The Modality interface (duck-typed; ``ImageModality`` is the reference)::
 
 The core's entry points: ``train(data, modality, module, config, output, overwrite=False,
 data_config=None) -> summary``, ``evaluate(model_path, data_path, **options)``,
-``predict(model_path, items, top_k)``. ``data`` is a :class:`hubcli.splits.LabeledData`
+``predict(model_path, items, top_k)``. ``data`` is a :class:`hubcli.train.splits.LabeledData`
 (build it with ``LabeledData.from_examples(labels, examples, validation_split, test_split)``;
 an ``Example.split`` set by the dataset is kept). The feature cache, head, fine-tuning,
 metrics, plots and run directory are the core's.
@@ -82,21 +82,23 @@ import os
 import shutil
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from . import console
-from .errors import DISK_FULL_ERRNOS, DataError, HubcliError, UsageError
-from .evaluation import classification_metrics, plot_confusion_matrix, plot_training_curves
-from .feature_cache import FeatureCache, features_root
-from .splits import Example, LabeledData
-from .train_config import TrainConfig
+from hubcli import console
+from hubcli.errors import DataError, HubcliError, UsageError
+from hubcli.fsio import DISK_FULL_ERRNOS
+from hubcli.train.config import TrainConfig
+from hubcli.train.feature_cache import FeatureCache, features_root
+from hubcli.train.metrics import classification_metrics, plot_confusion_matrix, plot_training_curves
+from hubcli.train.splits import Example, LabeledData
 
 RUN_SCHEMA = "hubcli.run/1"
 #: Bumped when augment() could produce different pixels for the same (image, copy) seed.
@@ -115,9 +117,9 @@ class ModuleRef:
     settings: Any = None
 
     @classmethod
-    def resolve(cls, handle: str, settings) -> "ModuleRef":
-        from .inspection import content_digest, inspect_module
-        from .pull import resolve_module_path
+    def resolve(cls, handle: str, settings) -> ModuleRef:
+        from hubcli.hub.pull import resolve_module_path
+        from hubcli.savedmodel.inspector import content_digest, inspect_module
 
         path = Path(resolve_module_path(handle, settings))
         digest = content_digest(path).split(":")[-1]
@@ -611,7 +613,7 @@ def _train_into(staging: Path, data: LabeledData, modality, module: ModuleRef, c
         "labels": labels,
         "config": {**config.to_json(), **data_config, "data": data.origin},
         "representative": "representative.npz",
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     (staging / "run.json").write_text(json.dumps(run_meta, indent=2) + "\n", encoding="utf-8")
     (staging / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
@@ -657,13 +659,13 @@ def _fine_tune(model, modality, raw: dict, y: dict, config: TrainConfig, num_cla
 
 
 def modality_for_run(run):
-    """The Modality that reads data for a run (``hubcli.export.Run``), chosen by its task."""
+    """The Modality that reads data for a run (``hubcli.export.artifacts.Run``), chosen by its task."""
     if run.task == "image":
-        from .image_data import ImageModality
+        from hubcli.train.images import ImageModality
 
         return ImageModality.from_run(run)
     if run.task == "text":
-        from .text_data import TextModality
+        from hubcli.train.text import TextModality
 
         return TextModality.from_run(run)
     raise DataError(f"run {run.path} has unknown task {run.task!r}")
@@ -700,7 +702,7 @@ def evaluate(model_path: str | os.PathLike, data_path: str | os.PathLike, **load
 
     Class names must be the model's; a class the model does not know is an error.
     """
-    from .export import open_run
+    from hubcli.export.artifacts import open_run
 
     run = open_run(model_path)
     modality = modality_for_run(run)
@@ -736,7 +738,7 @@ def evaluate(model_path: str | os.PathLike, data_path: str | os.PathLike, **load
 
 def predict(model_path: str | os.PathLike, items: Sequence[str], top_k: int = 1) -> dict:
     """Top-k classes for each item (image files, or sentences for a text run)."""
-    from .export import open_run
+    from hubcli.export.artifacts import open_run
 
     if top_k < 1:
         raise UsageError("--top-k must be at least 1")

@@ -66,10 +66,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from .errors import HubcliError, NotFoundError, UsageError
+from hubcli.errors import HubcliError, NotFoundError, UsageError
 
 if TYPE_CHECKING:
-    from .config import Settings
+    from hubcli.config import Settings
 
 KINDS = ("tfhub", "kaggle", "url", "gcs", "local_dir", "local_archive")
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
@@ -151,7 +151,7 @@ class Handle:
         """True for a Kaggle handle without a version: ``url`` answers JSON with ``versionNumber``."""
         return self.kind == "kaggle" and self.version is None
 
-    def with_version(self, version: int | str) -> "Handle":
+    def with_version(self, version: int | str) -> Handle:
         """The same Kaggle handle pinned to ``version``, as if the user had written it.
 
         Example:
@@ -172,7 +172,7 @@ class Handle:
         )
 
 
-def parse_handle(text: str, settings: "Settings") -> Handle:
+def parse_handle(text: str, settings: Settings) -> Handle:
     """Parse a handle, URL, path or alias as a user writes it.
 
     Raises:
@@ -187,7 +187,7 @@ def parse_handle(text: str, settings: "Settings") -> Handle:
     return _parse(text, settings, allow_alias=True)
 
 
-def is_trusted_host(url: str, settings: "Settings") -> bool:
+def is_trusted_host(url: str, settings: Settings) -> bool:
     """Whether ``url`` is served by a trusted host (or a subdomain of one).
 
     Trusted: ``settings.trusted_hosts`` and the hosts of the endpoint overrides.
@@ -217,7 +217,7 @@ def is_trusted_host(url: str, settings: "Settings") -> bool:
 # --- parsing ---------------------------------------------------------------
 
 
-def _parse(text: str, settings: "Settings", allow_alias: bool) -> Handle:
+def _parse(text: str, settings: Settings, allow_alias: bool) -> Handle:
     raw = text
     text = text.strip()
     if not text:
@@ -234,7 +234,7 @@ def _parse(text: str, settings: "Settings", allow_alias: bool) -> Handle:
 
     is_bare_name = "/" not in text and os.sep not in text and not text.startswith((".", "~"))
     if is_bare_name and allow_alias:
-        from . import catalog
+        from hubcli.hub import catalog
 
         entry = catalog.find(text, settings)
         if entry is not None:
@@ -258,9 +258,9 @@ def _parse(text: str, settings: "Settings", allow_alias: bool) -> Handle:
 _FILE_SUFFIXES = (*ARCHIVE_SUFFIXES, ".keras")
 
 
-def _not_found(text: str, settings: "Settings", could_be_alias: bool) -> NoReturn:
+def _not_found(text: str, settings: Settings, could_be_alias: bool) -> NoReturn:
     if could_be_alias and not text.endswith(_FILE_SUFFIXES):
-        from . import catalog
+        from hubcli.hub import catalog
 
         close = catalog.suggest(text, settings)
         hint = f"did you mean {', '.join(close)}?" if close else "`hubcli list` shows the known names"

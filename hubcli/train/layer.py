@@ -20,7 +20,7 @@ frozen, through a signature (``"default"`` unless told otherwise).
 
 Example:
     >>> import keras
-    >>> from hubcli.layer import HubLayer  # doctest: +SKIP
+    >>> from hubcli.train.layer import HubLayer  # doctest: +SKIP
     >>> encoder = HubLayer("efficientnet_lite0", trainable=False)  # doctest: +SKIP
     >>> inputs = keras.Input(encoder.input_shape_hint)  # doctest: +SKIP
     >>> outputs = keras.layers.Dense(5, activation="softmax")(encoder(inputs))  # doctest: +SKIP
@@ -39,7 +39,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from .errors import InvalidModuleError
+from hubcli.errors import InvalidModuleError
 
 #: ``output_key`` that returns a module's whole output dict (a BERT preprocessor's tensors).
 ALL_OUTPUTS = "*"
@@ -110,7 +110,7 @@ class HubLayer(keras.layers.Layer):
     """A hub module (handle, alias, URL, archive or local directory) as a Keras layer.
 
     Args:
-        handle: anything ``hubcli.pull.resolve_module_path`` accepts; stored in the config.
+        handle: anything ``hubcli.hub.pull.resolve_module_path`` accepts; stored in the config.
         trainable: fine-tune the module's variables (TF2 Reusable SavedModels only).
         signature: call this signature instead of ``__call__`` (TF1 Hub format: "default").
         output_key: which output to return when the module returns a dict
@@ -132,9 +132,9 @@ class HubLayer(keras.layers.Layer):
     ):
         kwargs.setdefault("autocast", False)
         super().__init__(trainable=trainable, **kwargs)
-        from .config import Settings
-        from .inspection import inspect_module
-        from .pull import resolve_module_path
+        from hubcli.config import Settings
+        from hubcli.hub.pull import resolve_module_path
+        from hubcli.savedmodel.inspector import inspect_module
 
         self.handle = str(handle)
         self.signature = signature

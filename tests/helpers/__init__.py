@@ -1,0 +1,1 @@
+"""Test helpers: tiny real modules, a local hub server, synthetic data, CLI runners."""
