@@ -34,7 +34,7 @@ _LAZY = {
     "find_prunable": "hubcli.hub.cache",
     "Lockfile": "hubcli.hub.lockfile",
     "inspect_module": "hubcli.savedmodel.inspector",
-    "ModuleInfo": "hubcli.savedmodel.inspector",
+    "ModuleInfo": "hubcli.savedmodel.report",
     "content_digest": "hubcli.savedmodel.inspector",
     "HubLayer": "hubcli.train.layer",
     "TrainConfig": "hubcli.train.config",

@@ -15,7 +15,8 @@ import tensorflow as tf
 
 from hubcli.errors import InvalidModuleError, NotFoundError
 from hubcli.savedmodel import protowire as pw
-from hubcli.savedmodel.inspector import TensorSpec, content_digest, inspect_module
+from hubcli.savedmodel.inspector import content_digest, inspect_module
+from hubcli.savedmodel.specs import TensorSpec
 from tests.test_cli import run_in_terminal
 
 
@@ -87,7 +88,9 @@ def vocab_module(tmp_path_factory):
     vocab = tmp_path_factory.mktemp("vocab") / "vocab.txt"
     vocab.write_text("the\ncat\nsat\n")
     module = tf.Module()
-    module.table = tf.lookup.StaticHashTable(tf.lookup.TextFileInitializer(str(vocab), tf.string, tf.lookup.TextFileIndex.WHOLE_LINE, tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER), -1)
+    index = tf.lookup.TextFileIndex
+    initializer = tf.lookup.TextFileInitializer(str(vocab), tf.string, index.WHOLE_LINE, tf.int64, index.LINE_NUMBER)
+    module.table = tf.lookup.StaticHashTable(initializer, -1)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="words")])
     def ids(words):

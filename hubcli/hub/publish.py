@@ -96,7 +96,7 @@ def pack_module(module_dir: str | os.PathLike, archive_path: str | os.PathLike) 
 def check_module_archive(archive: str | os.PathLike):
     """Run ``pull``'s checks on an archive: safe to extract, a SavedModel at its root, readable.
 
-    Returns the module's :class:`~hubcli.savedmodel.inspector.ModuleInfo`.
+    Returns the module's :class:`~hubcli.savedmodel.report.ModuleInfo`.
     """
     from hubcli.hub.archive import extract_module_archive
     from hubcli.savedmodel.inspector import inspect_module

@@ -4,7 +4,8 @@ Protobuf messages are sequences of ``(field number, wire type, value)``
 records. This module decodes those records lazily over a ``memoryview``, so
 callers walk only the fields they need and skip the rest (large constant
 tensors, attrs) by length without copying them. It knows nothing about any
-schema; :mod:`hubcli.savedmodel.inspector` names the fields.
+schema; the readers beside it (:mod:`hubcli.savedmodel.messages`,
+:mod:`hubcli.savedmodel.metagraph`...) name the fields.
 
 Wire types handled: 0 varint, 1 fixed64, 2 length-delimited, 5 fixed32.
 Groups (3, 4) are obsolete proto2 features that TensorFlow's proto3 files
