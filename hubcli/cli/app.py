@@ -388,11 +388,13 @@ def inspect_command(
     quiet: QuietOpt = False,
 ) -> None:
     """Show a module's format, signatures, call specs, variables, assets and risky ops, without TensorFlow."""
+    from hubcli.savedmodel.formats import module_format
     from hubcli.savedmodel.inspector import inspect_module
 
     _start(quiet, json_output)
     local = Path(module).expanduser()
-    if local.is_dir() or (local.is_file() and local.suffix == ".keras"):
+    # Any directory is inspected in place, so a broken one is told what it lacks.
+    if local.is_dir() or module_format(local) is not None:
         path = local
     else:
         from hubcli.hub.pull import resolve_module_path

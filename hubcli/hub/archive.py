@@ -33,11 +33,10 @@ import tarfile
 from pathlib import Path, PurePosixPath
 
 from hubcli.errors import InvalidModuleError, UnsafeContentError
+from hubcli.savedmodel.formats import SAVED_MODEL_FILES, is_module_dir
 
 #: Refuse archives that expand to more than this (override with HUBCLI_MAX_EXTRACT_BYTES).
 DEFAULT_MAX_BYTES = 20 * 1024**3
-#: Files at a module's root that make it a SavedModel.
-MODULE_MARKERS = ("saved_model.pb", "saved_model.pbtxt")
 
 _COPY_CHUNK = 1 << 20
 
@@ -100,7 +99,7 @@ def extract_module_archive(
     try:
         label = label or Path(archive).name
         manifest = _extract(Path(archive), label, dest.resolve(), max_extract_bytes() if max_bytes is None else max_bytes)
-        if require_module and not any((dest / marker).is_file() for marker in MODULE_MARKERS):
+        if require_module and not is_module_dir(dest):
             raise InvalidModuleError(
                 f"{label} is not a module: no saved_model.pb or saved_model.pbtxt at its root"
                 + _nested_module_hint(manifest)
@@ -113,7 +112,7 @@ def extract_module_archive(
 
 def _nested_module_hint(manifest: dict) -> str:
     """The common packing mistake, ``tar czf m.tar.gz model/``, named with its fix."""
-    nested = sorted((name for name in manifest if PurePosixPath(name).name in MODULE_MARKERS), key=len)
+    nested = sorted((name for name in manifest if PurePosixPath(name).name in SAVED_MODEL_FILES), key=len)
     if not nested:
         return ""
     folder = PurePosixPath(nested[0]).parent

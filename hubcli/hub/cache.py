@@ -47,6 +47,7 @@ from hubcli import __version__
 from hubcli.errors import HubcliError
 from hubcli.hub.download import sha256_file
 from hubcli.hub.filelock import holder_is_alive
+from hubcli.savedmodel.formats import is_module_dir
 
 SIDECAR_SCHEMA = "hubcli.hub.cache-entry/1"
 _NAME = re.compile(r"^[0-9a-f]{40}$")
@@ -218,8 +219,7 @@ def quick_problems(entry: CacheEntry) -> list[str]:
     if not entry.path.is_dir():
         return ["module directory is missing"]
     if entry.files is None:
-        has_model = any((entry.path / m).is_file() for m in ("saved_model.pb", "saved_model.pbtxt", "tfhub_module.pb"))
-        return [] if has_model else ["no saved_model.pb in the module directory"]
+        return [] if is_module_dir(entry.path) else ["no saved_model.pb in the module directory"]
     if not entry.files:
         return ["the hubcli sidecar is unreadable or has no manifest"]
     problems = []

@@ -47,6 +47,7 @@ from hubcli.errors import (
 )
 from hubcli.fsio import DISK_FULL_ERRNOS
 from hubcli.hub import cache
+from hubcli.savedmodel.formats import is_module_dir
 
 if TYPE_CHECKING:
     from hubcli.config import Settings
@@ -396,9 +397,7 @@ def _record_in_lockfile(lockfile, key: str, digest: str | None) -> None:
 
 
 def _require_module_dir(path: Path) -> None:
-    if not any((path / marker).is_file() for marker in ("saved_model.pb", "saved_model.pbtxt")) and not any(
-        path.glob("*.keras")
-    ):
+    if not is_module_dir(path):
         raise InvalidModuleError(f"{path} is not a module directory: no saved_model.pb or saved_model.pbtxt")
 
 

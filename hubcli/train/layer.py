@@ -40,6 +40,7 @@ import keras
 import tensorflow as tf
 
 from hubcli.errors import InvalidModuleError
+from hubcli.savedmodel.formats import TF1_HUB
 
 #: ``output_key`` that returns a module's whole output dict (a BERT preprocessor's tensors).
 ALL_OUTPUTS = "*"
@@ -69,7 +70,7 @@ def known_module_paths(paths: dict[str, str]):
 
 def _module_callable(module, signature: str | None, format_name: str):
     """The function to call and whether it takes ``training``; signatures return dicts."""
-    if signature is None and format_name == "tf1_hub":
+    if signature is None and format_name == TF1_HUB:
         signature = "default"
     if signature is not None:
         signatures = getattr(module, "signatures", {})
@@ -147,7 +148,7 @@ class HubLayer(keras.layers.Layer):
             # Registers the custom ops (e.g. tensorflow_text) the graph needs before loading.
             importlib.import_module(library)
 
-        is_tf1 = self.info.format == "tf1_hub"
+        is_tf1 = self.info.format == TF1_HUB
         if is_tf1 and trainable:
             raise InvalidModuleError("TF1 Hub format modules can only be used frozen (trainable=False)")
         with tf.init_scope():
@@ -198,7 +199,7 @@ class HubLayer(keras.layers.Layer):
         if self._takes_training:
             # Frozen means inference mode all the way down (batch norm keeps its moving statistics).
             kwargs["training"] = bool(training) and self.trainable
-        if self.signature is not None or self.info.format == "tf1_hub":
+        if self.signature is not None or self.info.format == TF1_HUB:
             input_name = next(iter(self._function.structured_input_signature[1]))
             outputs = self._function(**{input_name: inputs}, **kwargs)
         else:
