@@ -42,10 +42,19 @@ def inspect_module(path: str | Path) -> ModuleInfo:
         NotFoundError: nothing at ``path``.
         InvalidModuleError: not a module, or its files are truncated or corrupt.
 
-    Example:
-        >>> info = inspect_module("modules/tiny_text")  # doctest: +SKIP
-        >>> info.signature("serving_default").inputs["sentences"]  # doctest: +SKIP
-        TensorSpec(name='sentences', dtype='string', shape=(None,), kind='tensor')
+    Example (the smallest SavedModel: one meta graph tagged "serve", nothing in it):
+        >>> import tempfile
+        >>> info_def = bytes([0x22, 5, *b"serve"])  # MetaInfoDef: tags = 4
+        >>> meta_graph = bytes([0x0A, len(info_def), *info_def])  # MetaGraphDef: meta_info_def = 1
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     _ = (Path(folder) / "saved_model.pb").write_bytes(bytes([0x12, len(meta_graph), *meta_graph]))
+        ...     info = inspect_module(folder)
+        >>> info.format, info.tag_sets, info.signatures, info.variables, info.risky_ops
+        ('tf2_saved_model', (('serve',),), (), (), ())
+        >>> inspect_module("no/such/module")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        hubcli.errors.NotFoundError: no such module path: ...no/such/module
     """
     path = Path(path).expanduser().absolute()  # ModuleInfo.path must mean the same from any directory.
     if not path.exists():
@@ -74,8 +83,13 @@ def content_digest(path: str | Path) -> str:
     is re-read; elsewhere each file is hashed. Both give the same value.
 
     Example:
-        >>> content_digest("modules/tiny_image")  # doctest: +SKIP
-        'sha256:5be1...'
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     _ = (Path(folder) / "saved_model.pb").write_bytes(b"v1")
+        ...     before = content_digest(folder)
+        ...     _ = (Path(folder) / "saved_model.pb").write_bytes(b"v2")
+        ...     print(before.startswith("sha256:"), before == content_digest(folder))
+        True False
     """
     root = Path(path)
     if not root.exists():

@@ -33,7 +33,16 @@ class DecodeError(ValueError):
 
 
 def read_varint(data: Buffer, pos: int, end: int) -> tuple[int, int]:
-    """Decode one base-128 varint at ``pos``; return ``(value, next position)``."""
+    """Decode one base-128 varint at ``pos``; return ``(value, next position)``.
+
+    Example:
+        >>> read_varint(bytes([0x96, 0x01, 0x07]), 0, 3)
+        (150, 2)
+        >>> read_varint(bytes([0x96]), 0, 1)
+        Traceback (most recent call last):
+        ...
+        hubcli.savedmodel.protowire.DecodeError: truncated varint at byte 1
+    """
     if pos >= end:
         raise DecodeError(f"truncated varint at byte {pos}")
     byte = data[pos]
@@ -108,6 +117,10 @@ def first(data: Buffer, number: int, default=None):
 
     Serializers write fields in number order, so asking for field 1 or 2 of a
     large message touches only its first bytes.
+
+    Example:
+        >>> first(bytes([0x08, 0x03, 0x10, 0x04]), 2), first(b"", 2, "absent")
+        (4, 'absent')
     """
     for found, _, value in fields(data):
         if found == number:
@@ -116,7 +129,12 @@ def first(data: Buffer, number: int, default=None):
 
 
 def collect(data: Buffer, wanted: tuple[int, ...] | frozenset[int]) -> dict[int, list]:
-    """Group the values of the ``wanted`` field numbers: ``{number: [value, ...]}``; others skipped."""
+    """Group the values of the ``wanted`` field numbers: ``{number: [value, ...]}``; others skipped.
+
+    Example:
+        >>> collect(bytes([0x08, 0x01, 0x10, 0x02, 0x08, 0x03]), (1, 5))
+        {1: [1, 3], 5: []}
+    """
     grouped: dict[int, list] = {number: [] for number in wanted}
     for number, _, value in fields(data):
         bucket = grouped.get(number)
@@ -126,7 +144,12 @@ def collect(data: Buffer, wanted: tuple[int, ...] | frozenset[int]) -> dict[int,
 
 
 def packed_varints(data: Buffer) -> list[int]:
-    """Decode a packed ``repeated`` varint field (int32/int64/enum/bool)."""
+    """Decode a packed ``repeated`` varint field (int32/int64/enum/bool).
+
+    Example:
+        >>> packed_varints(bytes([0x01, 0x96, 0x01, 0x00]))
+        [1, 150, 0]
+    """
     view = data if isinstance(data, memoryview) else memoryview(data)
     values, pos, end = [], 0, len(view)
     while pos < end:
@@ -136,26 +159,51 @@ def packed_varints(data: Buffer) -> list[int]:
 
 
 def text(data: Buffer) -> str:
-    """A ``string`` field; undecodable bytes are replaced rather than fatal (names are for display)."""
+    """A ``string`` field; undecodable bytes are replaced rather than fatal (names are for display).
+
+    Example:
+        >>> text("café".encode()), text(bytes([0x66, 0xFF]))
+        ('café', 'f�')
+    """
     return str(data, "utf-8", "replace")
 
 
 def signed64(value: int) -> int:
-    """Reinterpret a raw varint as ``int64``/``int32`` (negative numbers are 10-byte two's complement)."""
+    """Reinterpret a raw varint as ``int64``/``int32`` (negative numbers are 10-byte two's complement).
+
+    Example:
+        >>> signed64(read_varint(bytes([0xFF] * 9 + [0x01]), 0, 10)[0]), signed64(5)
+        (-1, 5)
+    """
     value &= 0xFFFFFFFFFFFFFFFF
     return value - (1 << 64) if value >= 1 << 63 else value
 
 
 def zigzag(value: int) -> int:
-    """Decode a ``sint32``/``sint64`` varint."""
+    """Decode a ``sint32``/``sint64`` varint.
+
+    Example:
+        >>> [zigzag(v) for v in (0, 1, 2, 3)]
+        [0, -1, 1, -2]
+    """
     return (value >> 1) ^ -(value & 1)
 
 
 def float32(value: int) -> float:
-    """Reinterpret a fixed32 record as an IEEE ``float``."""
+    """Reinterpret a fixed32 record as an IEEE ``float``.
+
+    Example:
+        >>> float32(0x3FA00000)
+        1.25
+    """
     return struct.unpack("<f", value.to_bytes(4, "little"))[0]
 
 
 def float64(value: int) -> float:
-    """Reinterpret a fixed64 record as an IEEE ``double``."""
+    """Reinterpret a fixed64 record as an IEEE ``double``.
+
+    Example:
+        >>> float64(0xC004000000000000)
+        -2.5
+    """
     return struct.unpack("<d", value.to_bytes(8, "little"))[0]
