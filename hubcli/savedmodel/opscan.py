@@ -37,12 +37,7 @@ class OpScan:
         """Scan one meta graph; ``label`` prefixes its locations when a module has several."""
         # GraphDef: node = 1, library = 2 (FunctionDefLibrary: function = 1)
         graph = pw.collect(mg.graph_def, (1, 2))
-        library = {}
-        for lib in graph[2]:
-            for number, _, function in pw.fields(lib):
-                if number == 1:
-                    # FunctionDef: signature = 1 (OpDef: name = 1), node_def = 3
-                    library[pw.text(pw.first(pw.first(function, 1, b""), 1, b""))] = function
+        library = _function_library(graph[2])
         self.functions.update(library)
 
         calls: dict[str, set[str]] = {}  # caller container -> callee functions
@@ -52,25 +47,29 @@ class OpScan:
         for fname, function in library.items():
             callees: _Callers = []
             for number, _, node in pw.fields(function):
-                if number == 3:
+                if number == 3:  # FunctionDef node_def = 3
                     self._scan_node(node, fname, label, library, callees)
             calls[fname] = set().union(*(c for _, c in callees)) if callees else set()
+        self._exempt_saver_checkpoints(mg, label, graph[1], calls, graph_callers)
 
-        # Checkpoint ops are expected where the saver runs. In the graph, they count only when a
-        # user can run them (a signature, a node collection reaches them); TF1 graphs keep the
-        # savers of every meta graph, all unreachable. In functions, they count unless the function
-        # is reached only from the saver's nodes.
+    def _exempt_saver_checkpoints(
+        self, mg: MetaGraph, label: str, graph_nodes: list[memoryview], calls: dict[str, set[str]], graph_callers: _Callers
+    ) -> None:
+        """Checkpoint ops are expected where the saver runs. In the graph, they count only when a
+        user can run them (a signature, a node collection reaches them); TF1 graphs keep the
+        savers of every meta graph, all unreachable. In functions, they count unless the function
+        is reached only from the saver's nodes."""
         saver_names = mg.saver_nodes()
         saver_roots = set().union(*(c for n, c in graph_callers if n in saver_names)) if graph_callers else set()
-        called = set().union(*calls.values(), *(c for _, c in graph_callers)) if library else set()
+        called = set().union(*calls.values(), *(c for _, c in graph_callers)) if calls else set()
         other_roots = set().union(*(c for n, c in graph_callers if n not in saver_names)) if graph_callers else set()
         objects = mg.object_graph()
         other_roots |= set(objects.concrete) if objects else set()
-        other_roots |= set(library) - called
+        other_roots |= set(calls) - called
         tainted = _closure(other_roots, calls)
         saver_only = _closure(saver_roots, calls) - tainted
         checkpoint = [(c, n) for op, c, n, where in self.occurrences if where == label and op in CHECKPOINT_OPS]
-        runnable = _reachable(graph[1], mg.run_roots()) if any(c == "graph" for c, _ in checkpoint) else set()
+        runnable = _reachable(graph_nodes, mg.run_roots()) if any(c == "graph" for c, _ in checkpoint) else set()
         for container, node in checkpoint:
             if (container == "graph" and node not in runnable) or container in saver_only:
                 self.exempt.add((label, container, node))
@@ -112,6 +111,16 @@ class OpScan:
     def unknown_ops(self) -> tuple[str, ...]:
         """Ops neither core TensorFlow nor a known library registers."""
         return tuple(sorted(op for op in self._custom_ops() if not op_library(op)))
+
+
+def _function_library(libraries: list[memoryview]) -> dict[str, memoryview]:
+    """FunctionDefs by name from FunctionDefLibrary messages (function = 1; FunctionDef signature = 1, OpDef name = 1)."""
+    functions = {}
+    for lib in libraries:
+        for number, _, function in pw.fields(lib):
+            if number == 1:
+                functions[pw.text(pw.first(pw.first(function, 1, b""), 1, b""))] = function
+    return functions
 
 
 def _location(container: str, node: str, label: str) -> str:
