@@ -415,3 +415,21 @@ class _CallableModule(types.ModuleType):
 
 
 sys.modules[__name__].__class__ = _CallableModule
+
+
+def local_module_path(text: str | Path) -> Path | None:
+    """The module ``text`` names on this machine, read in place rather than pulled; else None.
+
+    A directory (in any format ``inspect`` reads, TF1 Hub format included) or a ``.keras`` file
+    is used as it is; anything else is a handle for :func:`resolve_module_path`.
+
+    Example:
+        >>> local_module_path("mobilenet_v2") is None
+        True
+        >>> local_module_path("~/models/encoder")  # doctest: +SKIP
+        PosixPath('/home/me/models/encoder')
+    """
+    local = Path(text).expanduser()
+    if local.is_dir() or (local.is_file() and local.suffix == ".keras"):
+        return local
+    return None
