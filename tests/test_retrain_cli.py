@@ -10,6 +10,7 @@ import pytest
 pytest.importorskip("tensorflow")
 
 from hubcli.cli import app as cli  # noqa: E402
+from hubcli.cli import train as train_commands  # noqa: E402
 from tests.helpers.synthetic_images import make_image_dataset  # noqa: E402
 
 
@@ -114,7 +115,7 @@ def test_cli_defaults_are_the_library_defaults():
         "augment_copies": "augment", "seed": "seed",
     }
     defaults = {f.name: f.default for f in fields(TrainConfig)}
-    for command in (cli.retrain_images_command, cli.classify_text_command):
+    for command in (train_commands.retrain_images_command, train_commands.classify_text_command):
         parameters = inspect.signature(command).parameters
         for field_name, option in option_for.items():
             if option in parameters:
