@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import os
-import re
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from hubcli import __version__
-
-HUBCLI = Path(sys.executable).with_name("hubcli")
+from tests.helpers.cli_run import HUBCLI, run_hubcli
 
 
 @pytest.fixture(autouse=True)
@@ -20,50 +16,14 @@ def no_config(tmp_path, monkeypatch):
     monkeypatch.setenv("HUBCLI_CONFIG", str(tmp_path / "no-config.toml"))
 
 
-def run_cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([str(HUBCLI), *args], capture_output=True, text=True, timeout=60, **kwargs)
-
-
-def run_in_terminal(args: list[str], columns: int = 80, stream: str = "stdout") -> list[str]:
-    """Run hubcli with ``stream`` on a real terminal ``columns`` wide; its lines there, colour codes removed."""
-    import fcntl
-    import pty
-    import struct
-    import termios
-
-    leader, follower = pty.openpty()
-    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))  # rows, columns
-    other = "stderr" if stream == "stdout" else "stdout"
-    proc = subprocess.Popen(
-        [str(HUBCLI), *args], **{stream: follower, other: subprocess.PIPE}, env={**os.environ, "COLUMNS": str(columns)}
-    )
-    os.close(follower)
-    output = b""
-    try:
-        while chunk := _read_terminal(leader):  # Read while it runs: a full terminal buffer would block it.
-            output += chunk
-    finally:
-        os.close(leader)
-    rest = getattr(proc, other).read().decode()
-    assert proc.wait(timeout=120) == 0, rest
-    return re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", output.decode()).splitlines()
-
-
-def _read_terminal(fd: int) -> bytes:
-    try:
-        return os.read(fd, 65536)
-    except OSError:  # EIO: the other side is closed and everything has been read.
-        return b""
-
-
 def test_version_prints_the_version():
-    result = run_cli("--version")
+    result = run_hubcli("--version")
     assert (result.returncode, result.stdout, result.stderr) == (0, f"{__version__}\n", "")
 
 
 @pytest.mark.parametrize("args", [[], ["cache"]], ids=["hubcli", "cache"])
 def test_no_command_shows_help_without_an_empty_error_line(args):
-    result = run_cli(*args)
+    result = run_hubcli(*args)
     assert "Usage:" in result.stdout + result.stderr
     assert "error:" not in result.stderr
 
@@ -74,7 +34,7 @@ def test_closed_stdout_is_silent_and_not_a_failure(args):
     read_end, write_end = os.pipe()
     os.close(read_end)
     try:
-        result = subprocess.run([str(HUBCLI), *args], stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=60)
+        result = subprocess.run([*HUBCLI, *args], stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=60)
     finally:
         os.close(write_end)
     assert (result.returncode, result.stderr) == (0, "")
@@ -98,3 +58,13 @@ def test_tensorflow_start_up_prints_nothing_on_the_cli_stderr():
     done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "3"
     assert done.stderr == ""
+
+
+def test_the_console_script_runs_the_cli_main():
+    from importlib.metadata import entry_points
+
+    from hubcli.cli import app
+
+    (script,) = entry_points(group="console_scripts", name="hubcli")
+    assert script.load() is app.main
+
