@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from hubcli import __version__
-from tests.helpers.cli_run import HUBCLI, run_hubcli
+from tests.helpers.cli_run import HUBCLI, error_line, run_hubcli
 
 
 @pytest.fixture(autouse=True)
@@ -68,3 +68,11 @@ def test_the_console_script_runs_the_cli_main():
     (script,) = entry_points(group="console_scripts", name="hubcli")
     assert script.load() is app.main
 
+
+
+def test_a_full_disk_the_library_did_not_expect_is_one_error_line(tiny_image_module, tmp_path):
+    # Files of this process cannot grow past 4 KiB: the archive write fails mid-way, as on a full disk.
+    out = tmp_path / "out"
+    done = run_hubcli("export-module", tiny_image_module, "--output", out / "tiny.tar.gz", file_size_limit=4096)
+    assert "File too large" in error_line(done, 1, alone=True) and done.stdout == ""
+    assert sorted(path.name for path in out.iterdir()) == []  # nothing half-written

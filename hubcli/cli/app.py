@@ -96,6 +96,14 @@ def main() -> None:
             command = context.command_path if context is not None else "hubcli"
             console.error_line(f"{err.format_message()} (see '{command} --help')")
             sys.exit(err.exit_code)
+        from hubcli.fsio import DiskFullError, disk_full_reason
+
+        reason = disk_full_reason(err)
+        if reason:
+            # A write the library did not expect to fail: still the user's disk, not a hubcli bug.
+            filename = getattr(err, "filename", None)
+            console.error_line(f"cannot write {filename}: {reason}" if filename else f"cannot write to disk: {reason}")
+            sys.exit(DiskFullError.exit_code)
         if os.environ.get("HUBCLI_DEBUG") == "1":
             raise
         console.error_line(f"internal error: {type(err).__name__}: {err} (set HUBCLI_DEBUG=1 for a traceback)")
