@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 
 import pytest
 
@@ -68,6 +69,40 @@ def test_the_console_script_runs_the_cli_main():
     (script,) = entry_points(group="console_scripts", name="hubcli")
     assert script.load() is app.main
 
+
+_NO_TF_PROBE = """
+import sys
+import typer.main
+from hubcli.cli.app import app, main
+
+group = typer.main.get_command(app)
+helps = [["--help"], *([name, "--help"] for name in group.commands)]
+helps += [["cache", name, "--help"] for name in group.commands["cache"].commands]
+for argv in [*helps, *{cheap!r}]:
+    sys.argv = ["hubcli", *argv]
+    try:
+        main()
+    except SystemExit as done:
+        assert not done.code, (argv, done.code)
+heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras", "tensorflow_hub", "tensorflow_text"))
+print("COMMANDS", len(helps), "HEAVY", heavy)
+"""
+
+
+def test_help_and_the_cheap_commands_never_import_tensorflow(tiny_image_archive, tiny_text_module, tmp_path, monkeypatch):
+    """Every command's --help, and pull, inspect, list, search and every cache command, in one process."""
+    monkeypatch.setenv("HUBCLI_CACHE_DIR", str(tmp_path / "cache"))
+    archive = str(tiny_image_archive)
+    cheap = [
+        ["--version"], ["pull", archive], ["inspect", archive, "--json"], ["inspect", str(tiny_text_module)],
+        ["list"], ["list", "--task", "text", "--json"], ["search", "mobilenet"],
+        ["cache", "ls"], ["cache", "verify", archive], ["cache", "rm", archive, "--dry-run"],
+        ["cache", "prune", "--dry-run"], ["cache", "rm", archive, "--yes", "--json"],
+    ]
+    done = subprocess.run([sys.executable, "-c", _NO_TF_PROBE.format(cheap=cheap)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    commands, heavy = done.stdout.splitlines()[-1].removeprefix("COMMANDS ").split(" HEAVY ")
+    assert int(commands) == 17 and heavy == "[]"  # hubcli, its 11 commands, the cache group and its 4
 
 
 def test_a_full_disk_the_library_did_not_expect_is_one_error_line(tiny_image_module, tmp_path):
