@@ -5,14 +5,13 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import subprocess
-import sys
 import tarfile
 
 import pytest
 
 from hubcli.errors import InvalidModuleError, UnsafeContentError
 from hubcli.hub.archive import extract_module_archive
+from tests.helpers.cli_run import error_line, run_hubcli
 from tests.helpers.hubserver import make_fake_module_archive
 
 # The local hub server and module-archive fixtures.
@@ -179,11 +178,9 @@ def test_setuid_bits_are_dropped(tmp_path):
 def test_cli_refusal_is_one_line_and_leaves_cache_clean(tmp_path, members, code):
     archive = _tar(tmp_path / "bad.tar.gz", members)
     cache = tmp_path / "cache"
-    env = {**os.environ, "HUBCLI_CACHE_DIR": str(cache), "HUBCLI_CONFIG": str(tmp_path / "none.toml")}
-    done = subprocess.run([sys.executable, "-m", "hubcli", "pull", str(archive)], capture_output=True, text=True, env=env)
-    assert done.returncode == code
+    done = run_hubcli("pull", archive, env={"HUBCLI_CACHE_DIR": str(cache), "HUBCLI_CONFIG": str(tmp_path / "none.toml")})
+    error_line(done, code, alone=True)
     assert done.stdout == ""
-    assert done.stderr.count("\n") == 1 and done.stderr.startswith("error: ")
     assert not (tmp_path / "escape.txt").exists()
     leftovers = sorted(p.name for p in cache.iterdir()) if cache.exists() else []
     assert leftovers == []

@@ -15,11 +15,11 @@ import time
 import pytest
 
 from hubcli.hub.pull import pull
+from tests.helpers.cli_run import run_hubcli
 from tests.helpers.hubserver import make_fake_module_archive
 
 # The local hub server and module-archive fixtures.
 pytest_plugins = ["tests.helpers.hubserver"]
-from tests.test_pull import cli
 
 HANDLE = "https://tfhub.dev/google/tiny/1"
 OTHER = "https://tfhub.dev/google/other/2"
@@ -49,7 +49,7 @@ def _two_entries(hub, fake_archive, tmp_path):
 def test_ls_lists_sizes_and_last_use(hub, fake_archive, tmp_path):
     first, second = _two_entries(hub, fake_archive, tmp_path)
     _age(hub.cache_dir / f"{first.path.name}.hubcli.json", 3)
-    document = json.loads(cli("cache", "ls", "--json").stdout)
+    document = json.loads(run_hubcli("cache", "ls", "--json").stdout)
     assert document["schema"] == "hubcli.cache.ls/1"
     entries = {e["handle"]: e for e in document["entries"]}
     assert set(entries) == {HANDLE, OTHER}
@@ -59,26 +59,26 @@ def test_ls_lists_sizes_and_last_use(hub, fake_archive, tmp_path):
     assert document["total_bytes"] == sum(e["disk_bytes"] for e in document["entries"])
     # A cache hit refreshes the last use.
     pull(HANDLE, progress=False)
-    document = json.loads(cli("cache", "ls", "--json").stdout)
+    document = json.loads(run_hubcli("cache", "ls", "--json").stdout)
     assert {e["handle"]: e for e in document["entries"]}[HANDLE]["last_used"] >= entries[OTHER]["last_used"]
-    human = cli("cache", "ls")
+    human = run_hubcli("cache", "ls")
     assert human.returncode == 0 and "tiny" in human.stdout and "hubcli" in human.stdout
 
 
 def test_rm_by_handle_and_by_prefix(hub, fake_archive, tmp_path):
     first, second = _two_entries(hub, fake_archive, tmp_path)
-    done = cli("cache", "rm", HANDLE)  # Not a TTY and no --yes: refuses, deletes nothing.
+    done = run_hubcli("cache", "rm", HANDLE)  # Not a TTY and no --yes: refuses, deletes nothing.
     assert done.returncode == 2 and "--yes" in done.stderr and first.path.exists()
-    assert cli("cache", "rm", HANDLE, "--dry-run").returncode == 0 and first.path.exists()
-    assert cli("cache", "rm", HANDLE, "--yes").returncode == 0
+    assert run_hubcli("cache", "rm", HANDLE, "--dry-run").returncode == 0 and first.path.exists()
+    assert run_hubcli("cache", "rm", HANDLE, "--yes").returncode == 0
     assert sorted(p.name for p in hub.cache_dir.iterdir() if p.name.startswith(first.path.name)) == []
-    document = json.loads(cli("cache", "rm", second.path.name[:8], "--yes", "--json").stdout)
+    document = json.loads(run_hubcli("cache", "rm", second.path.name[:8], "--yes", "--json").stdout)
     assert document["removed"][0]["handle"] == OTHER and document["freed_bytes"] > 0
     assert list(hub.cache_dir.iterdir()) == []
-    done = cli("cache", "rm", HANDLE, "--yes")
+    done = run_hubcli("cache", "rm", HANDLE, "--yes")
     assert done.returncode == 3 and done.stderr.startswith("error: ") and "not in the cache" in done.stderr
     # An entry name prefix that matches nothing is not a misspelt alias.
-    done = cli("cache", "rm", second.path.name[:8], "--yes")
+    done = run_hubcli("cache", "rm", second.path.name[:8], "--yes")
     assert done.returncode == 3 and done.stderr == f"error: {second.path.name[:8]} is not in the cache ({hub.cache_dir})\n"
 
 
@@ -108,7 +108,7 @@ def test_prune_removes_leftovers_but_not_live_work(hub, fake_archive, tmp_path):
     busy_temp = cache / f"{busy}.abc123.tmp"
     busy_temp.mkdir()
 
-    preview = json.loads(cli("cache", "prune", "--dry-run", "--json").stdout)
+    preview = json.loads(run_hubcli("cache", "prune", "--dry-run", "--json").stdout)
     kinds = sorted((i["kind"], os.path.basename(i["path"])) for i in preview["items"])
     assert kinds == sorted(
         [
@@ -120,20 +120,20 @@ def test_prune_removes_leftovers_but_not_live_work(hub, fake_archive, tmp_path):
         ]
     )
     assert stale_part.exists() and temp_dir.exists()  # --dry-run deletes nothing.
-    assert cli("cache", "prune").returncode == 2  # Needs --yes off a TTY.
+    assert run_hubcli("cache", "prune").returncode == 2  # Needs --yes off a TTY.
 
-    assert cli("cache", "prune", "--yes").returncode == 0
+    assert run_hubcli("cache", "prune", "--yes").returncode == 0
     for gone in (stale_part, temp_dir, dead_lock, orphan, unrenamed):
         assert not gone.exists()
     for kept in (fresh_part, busy_part, busy_temp, first.path, second.path):
         assert kept.exists()
-    assert cli("cache", "verify").returncode == 0
+    assert run_hubcli("cache", "verify").returncode == 0
 
 
 def test_prune_older_than_removes_idle_entries(hub, fake_archive, tmp_path):
     first, second = _two_entries(hub, fake_archive, tmp_path)
     _age(hub.cache_dir / f"{first.path.name}.hubcli.json", 40)
-    document = json.loads(cli("cache", "prune", "--older-than", "30", "--yes", "--json").stdout)
+    document = json.loads(run_hubcli("cache", "prune", "--older-than", "30", "--yes", "--json").stdout)
     assert [(i["kind"], i["path"]) for i in document["items"]] == [("entry", str(first.path))]
     assert not first.path.exists() and second.path.exists()
     assert not (hub.cache_dir / f"{first.path.name}.hubcli.json").exists()
@@ -144,7 +144,7 @@ def test_verify_all_ok_and_unverified_tensorflow_hub_entry(hub, fake_archive, tm
     foreign = hub.cache_dir / _sha1("https://tfhub.dev/x/y/1")
     foreign.mkdir()
     (foreign / "saved_model.pb").write_bytes(b"\x08\x01")
-    document = json.loads(cli("cache", "verify", "--json").stdout)
+    document = json.loads(run_hubcli("cache", "verify", "--json").stdout)
     assert sorted(e["status"] for e in document["entries"]) == ["ok", "ok", "unverified"]
     assert document["damaged"] == 0
 
@@ -176,7 +176,7 @@ def test_rm_and_prune_on_a_read_only_cache_are_one_line(hub, fake_archive, tmp_p
     pull(HANDLE, progress=False)
     with _read_only_copy(hub.cache_dir, tmp_path / "ro") as cache:
         for args in (["rm", HANDLE], ["prune", "--older-than", "0"]):
-            done = cli("cache", *args, "--yes", "--cache-dir", str(cache))
+            done = run_hubcli("cache", *args, "--yes", "--cache-dir", str(cache))
             assert done.returncode == 1 and done.stderr.startswith("error: cannot delete"), done.stderr
             assert done.stderr.count("\n") == 1
-        assert cli("pull", HANDLE, "--cache-dir", str(cache)).returncode == 0  # Still served from the cache.
+        assert run_hubcli("pull", HANDLE, "--cache-dir", str(cache)).returncode == 0  # Still served from the cache.

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -14,10 +12,9 @@ from hubcli.config import Settings
 from hubcli.errors import UsageError
 from hubcli.hub import catalog, registry
 from hubcli.hub.handles import parse_handle
-from tests.test_cli import run_in_terminal
+from tests.helpers.cli_run import run_hubcli, run_in_terminal
 from tests.test_registry import make_archive, serve  # noqa: F401 - `serve` is a fixture
 
-HUBCLI = Path(sys.executable).with_name("hubcli")
 REQUIRED = {
     "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large",
     *(f"efficientnet_lite{n}" for n in range(5)), "efficientnet_v2_s", "inception_v3", "resnet_50",
@@ -37,11 +34,6 @@ def config_file(tmp_path, monkeypatch):
 @pytest.fixture
 def settings(config_file):
     return Settings.load()
-
-
-def run_cli(*args: str, env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "COLUMNS": "200", **(env_extra or {})}
-    return subprocess.run([str(HUBCLI), *args], capture_output=True, text=True, env=env, timeout=60)
 
 
 # --- library -----------------------------------------------------------------
@@ -146,7 +138,7 @@ def test_registry_entries(tmp_path):
 
 
 def test_list_json_schema(config_file):
-    result = run_cli("list", "--json")
+    result = run_hubcli("list", "--json")
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     assert (document["schema"], document["source"], document["task"]) == ("hubcli.list/1", "catalog", None)
@@ -158,43 +150,43 @@ def test_list_json_schema(config_file):
 
 
 def test_list_task_filter_and_table(config_file):
-    document = json.loads(run_cli("list", "--task", "text", "--json").stdout)
+    document = json.loads(run_hubcli("list", "--task", "text", "--json").stdout)
     assert {e["task"] for e in document["entries"]} == {"text-embedding"} and len(document["entries"]) == 4
-    table = run_cli("list", "--task", "text")
+    table = run_hubcli("list", "--task", "text")
     assert table.returncode == 0
     assert "universal-sentence-encoder" in table.stdout and "mobilenet_v2" not in table.stdout
     # A task that matches nothing names the tasks there are, instead of drawing an empty table.
-    none = run_cli("list", "--task", "image-clasification")
+    none = run_hubcli("list", "--task", "image-clasification")
     assert (none.returncode, none.stdout) == (0, "")
     assert "no entries with task 'image-clasification'" in none.stderr and "text-embedding" in none.stderr
 
 
 def test_list_shows_user_aliases(config_file):
     config_file.write_text('[aliases.my-encoder]\nhandle = "https://models.example/enc.tar.gz"\n')
-    document = json.loads(run_cli("list", "--json").stdout)
+    document = json.loads(run_hubcli("list", "--json").stdout)
     mine = [e for e in document["entries"] if e["name"] == "my-encoder"]
     assert mine and mine[0]["source"] == "config"
-    assert "config" in run_cli("list").stdout  # a Source column appears
+    assert "config" in run_hubcli("list").stdout  # a Source column appears
 
 
 def test_search_json_and_table(config_file):
-    document = json.loads(run_cli("search", "swivel", "--json").stdout)
+    document = json.loads(run_hubcli("search", "swivel", "--json").stdout)
     assert (document["schema"], document["query"]) == ("hubcli.search/1", "swivel")
     assert [e["name"] for e in document["entries"]] == ["gnews-swivel-20dim"]
     assert all(set(e) == ENTRY_KEYS for e in document["entries"])
-    table = run_cli("search", "lite4")
+    table = run_hubcli("search", "lite4")
     assert table.returncode == 0 and "efficientnet_lite4" in table.stdout and "300x300" in table.stdout
 
 
 def test_search_without_match_suggests(config_file):
-    result = run_cli("search", "mobilnet_v2")
+    result = run_hubcli("search", "mobilnet_v2")
     assert result.returncode == 0 and result.stdout == ""
     assert "did you mean mobilenet_v2" in result.stderr
-    assert json.loads(run_cli("search", "mobilnet_v2", "--json").stdout)["entries"] == []
+    assert json.loads(run_hubcli("search", "mobilnet_v2", "--json").stdout)["entries"] == []
 
 
 def test_search_needs_a_word(config_file):
-    result = run_cli("search", "  ")
+    result = run_hubcli("search", "  ")
     assert result.returncode == 2
     assert result.stderr.startswith("error: search needs at least one word") and result.stderr.count("\n") == 1
 
@@ -204,15 +196,15 @@ def test_list_registry_directory_and_url(config_file, tmp_path, serve):  # noqa:
     registry.add_version(root, "acme/flowers", "1", make_archive(tmp_path / "a.tar.gz"), {"task": "image-classification"})
     base = serve(root)
     for source in (str(root), base):
-        document = json.loads(run_cli("list", "--registry", source, "--json").stdout)
+        document = json.loads(run_hubcli("list", "--registry", source, "--json").stdout)
         assert document["source"] == source
         [entry] = document["entries"]
         assert set(entry) == ENTRY_KEYS
         assert (entry["name"], entry["versions"], entry["task"]) == ("acme/flowers", ["1"], "image-classification")
         assert entry["handle"] == registry.archive_location(source, "acme/flowers", "1")
-    found = json.loads(run_cli("search", "flowers", "--registry", base, "--json").stdout)["entries"]
+    found = json.loads(run_hubcli("search", "flowers", "--registry", base, "--json").stdout)["entries"]
     assert [e["name"] for e in found] == ["acme/flowers"]
-    assert "acme/flowers" in run_cli("list", "--registry", base).stdout
+    assert "acme/flowers" in run_hubcli("list", "--registry", base).stdout
 
 
 @pytest.mark.parametrize(
@@ -223,20 +215,20 @@ def test_list_registry_directory_and_url(config_file, tmp_path, serve):  # noqa:
     ],
 )
 def test_list_registry_errors_are_one_line(config_file, tmp_path, args, code, message):
-    result = run_cli(*(a.format(missing=tmp_path / "nope") for a in args))
+    result = run_hubcli(*(a.format(missing=tmp_path / "nope") for a in args))
     assert result.returncode == code
     assert result.stderr.startswith("error: ") and message in result.stderr and result.stderr.count("\n") == 1
 
 
 def test_bad_config_is_one_line(config_file):
     config_file.write_text("[aliases.mine]\nhandle = 'x.tar.gz'\nbogus = 1\n")
-    result = run_cli("list")
+    result = run_hubcli("list")
     assert result.returncode == 2
     assert result.stderr.startswith("error: config file") and result.stderr.count("\n") == 1
 
 
 def test_unknown_alias_through_the_cli(config_file, tmp_path):
-    result = run_cli("pull", "mobilnet_v2", "--offline", "--cache-dir", str(tmp_path / "cache"))
+    result = run_hubcli("pull", "mobilnet_v2", "--offline", "--cache-dir", str(tmp_path / "cache"))
     assert result.returncode == 3
     assert result.stderr.startswith("error: unknown module alias 'mobilnet_v2'; did you mean mobilenet_v2")
     assert result.stderr.count("\n") == 1

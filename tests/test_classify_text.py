@@ -10,9 +10,6 @@ the rest call the library the command calls.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,22 +19,12 @@ from hubcli.config import Settings
 from hubcli.train.core import TrainConfig
 from hubcli.train.text import classify_text, load_text_dataset
 from tests.helpers import text_corpus
+from tests.helpers.cli_run import error_line, run_hubcli
 from tests.helpers.text_modules import build_text_encoder, build_text_preprocessor
 
 FAST = dict(epochs=40, learning_rate=0.05, patience=5)
 SPLITS = dict(validation_split=0.15, test_split=0.3)
-
-
-def run_cli(*args, stdin: str | None = None, cwd=None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "HUBCLI_QUIET": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "hubcli", *map(str, args)], input=stdin, capture_output=True, text=True, env=env, cwd=cwd, timeout=600
-    )
-
-
-def error_lines(result) -> list[str]:
-    # TF's C++ runtime may log to stderr before Python runs; hubcli's own output is what counts.
-    return [line for line in result.stderr.splitlines() if line and not line.startswith(("I0000", "W0000", "E0000", "WARNING: All log"))]
+QUIET = {"TF_CPP_MIN_LOG_LEVEL": "3", "HUBCLI_QUIET": "1"}
 
 
 @pytest.fixture(scope="module")
@@ -57,9 +44,9 @@ def train(data, module, tmp_path, name="run", cache="cache", **options):
 def test_tab_lines_through_the_cli_then_predict_and_evaluate(tiny_text_module, rows, tmp_path):
     # One very long text rides along: the module, not hubcli, decides what to do with its length.
     data = text_corpus.write_tab_lines(tmp_path / "reviews.txt", rows + [(" ".join(["superb film"] * 20000), "pos")])
-    result = run_cli(
+    result = run_hubcli(
         "classify-text", data, "--module", tiny_text_module, "--output", tmp_path / "run", "--cache-dir", tmp_path / "cache",
-        "--epochs", 40, "--learning-rate", 0.05, "--validation-split", 0.15, "--test-split", 0.3, "--json",
+        "--epochs", 40, "--learning-rate", 0.05, "--validation-split", 0.15, "--test-split", 0.3, "--json", env=QUIET,
     )
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
@@ -76,12 +63,12 @@ def test_tab_lines_through_the_cli_then_predict_and_evaluate(tiny_text_module, r
         assert samples["inputs"].dtype.kind == "U" and len(samples["inputs"]) == summary["splits"]["train"]
 
     # predict: repeated --text, and stdin (explicit '-' or no inputs at all).
-    result = run_cli("predict", run, "--text", "great superb wonderful film", "--text", "awful boring worst plot", "--json")
+    result = run_hubcli("predict", run, "--text", "great superb wonderful film", "--text", "awful boring worst plot", "--json", env=QUIET)
     assert result.returncode == 0, result.stderr
     tops = [p["top"][0]["label"] for p in json.loads(result.stdout)["predictions"]]
     assert tops == ["1", "0"]
     for extra in (["--text", "-"], []):
-        result = run_cli("predict", run, *extra, "-k", "2", "--json", stdin="superb brilliant fun movie\n\nbland poor waste of a story\n")
+        result = run_hubcli("predict", run, *extra, "-k", "2", "--json", stdin="superb brilliant fun movie\n\nbland poor waste of a story\n", env=QUIET)
         assert result.returncode == 0, result.stderr
         predictions = json.loads(result.stdout)["predictions"]
         assert [p["input"] for p in predictions] == ["superb brilliant fun movie", "bland poor waste of a story"]
@@ -89,14 +76,14 @@ def test_tab_lines_through_the_cli_then_predict_and_evaluate(tiny_text_module, r
     # FILES of a text run hold one sentence per line.
     sentences = tmp_path / "sentences.txt"
     sentences.write_text("superb brilliant fun movie\r\n\nbland poor waste of a story\n")
-    result = run_cli("predict", run, sentences, "--json")
+    result = run_hubcli("predict", run, sentences, "--json", env=QUIET)
     assert result.returncode == 0, result.stderr
     predictions = json.loads(result.stdout)["predictions"]
     assert [(p["input"], p["top"][0]["label"]) for p in predictions] == [("superb brilliant fun movie", "1"), ("bland poor waste of a story", "0")]
 
     # evaluate on a CSV of the same sentences (another DATA form, string labels mapped by name).
     evaluation = text_corpus.write_csv(tmp_path / "eval.csv", [(t, "1" if l == "pos" else "0") for t, l in rows])
-    result = run_cli("evaluate", run, evaluation, "--json")
+    result = run_hubcli("evaluate", run, evaluation, "--json", env=QUIET)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["task"] == "text" and report["examples"] == len(rows) and report["accuracy"] >= 0.9
@@ -221,15 +208,15 @@ def test_preprocessor_and_encoder_pair_with_tensorflow_text_ops(bert_style_pair,
     preprocessor, encoder = bert_style_pair
     data = text_corpus.write_tab_lines(tmp_path / "reviews.txt", rows)
     # Without --preprocessor the encoder cannot take sentences: one clear line.
-    result = run_cli("classify-text", data, "--module", encoder, "--output", tmp_path / "bad", "--cache-dir", tmp_path / "cache")
+    result = run_hubcli("classify-text", data, "--module", encoder, "--output", tmp_path / "bad", "--cache-dir", tmp_path / "cache", env=QUIET)
     assert result.returncode == 7 and result.stderr.splitlines() == [
         f"error: module {encoder} does not take strings; BERT-style encoders need --preprocessor HANDLE"
     ]
     # A fresh process: only HubLayer's import of the ops library (inspect lists it) lets the preprocessor load.
-    result = run_cli(
+    result = run_hubcli(
         "classify-text", data, "--module", encoder, "--preprocessor", preprocessor, "--output", tmp_path / "run",
         "--cache-dir", tmp_path / "cache", "--epochs", 40, "--learning-rate", 0.05, "--validation-split", 0.15,
-        "--test-split", 0.3, "--json",
+        "--test-split", 0.3, "--json", env=QUIET,
     )
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
@@ -238,7 +225,7 @@ def test_preprocessor_and_encoder_pair_with_tensorflow_text_ops(bert_style_pair,
     assert meta["preprocessor"]["op_libraries"] == ["tensorflow_text"]
     # Longer than the preprocessor's seq_length: truncated inside the module.
     sentences = ["superb brilliant fun movie", "the story was awful dull waste " * 50]
-    result = run_cli("predict", tmp_path / "run", "--text", sentences[0], "--text", sentences[1], "--json")
+    result = run_hubcli("predict", tmp_path / "run", "--text", sentences[0], "--text", sentences[1], "--json", env=QUIET)
     assert result.returncode == 0, result.stderr
     predicted = [p["top"][0]["probability"] for p in json.loads(result.stdout)["predictions"]]
 
@@ -279,7 +266,7 @@ def test_bad_input_is_one_line_and_nothing_written(name, content, extra, code, m
     data = tmp_path / name
     if content is not None:
         data.write_bytes(content if isinstance(content, bytes) else content.encode())
-    result = run_cli("classify-text", data, "--module", tmp_path / "never-loaded", "--output", tmp_path / "run", *extra)
+    result = run_hubcli("classify-text", data, "--module", tmp_path / "never-loaded", "--output", tmp_path / "run", *extra, env=QUIET)
     lines = result.stderr.splitlines()  # data is checked before TensorFlow (and its log lines) load
     assert result.returncode == code, result.stderr
     assert len(lines) == 1 and lines[0].startswith("error: ") and re.search(message, lines[0]), lines
@@ -304,11 +291,11 @@ def test_empty_texts_are_skipped_with_a_count(tiny_text_module, rows, tmp_path, 
 
 def test_an_image_module_or_no_module_is_refused(tiny_image_module, rows, tmp_path):
     data = text_corpus.write_tab_lines(tmp_path / "reviews.txt", rows)
-    result = run_cli("classify-text", data, "--module", tiny_image_module, "--output", tmp_path / "run", "--cache-dir", tmp_path / "c")
+    result = run_hubcli("classify-text", data, "--module", tiny_image_module, "--output", tmp_path / "run", "--cache-dir", tmp_path / "c", env=QUIET)
     assert result.returncode == 7 and result.stderr.splitlines() == [
         f"error: module {tiny_image_module} takes images, not strings; use retrain-images"
     ]
-    result = run_cli("classify-text", data, "--module", tmp_path / "nowhere", "--output", tmp_path / "run", "--cache-dir", tmp_path / "c")
+    result = run_hubcli("classify-text", data, "--module", tmp_path / "nowhere", "--output", tmp_path / "run", "--cache-dir", tmp_path / "c", env=QUIET)
     assert result.returncode == 3 and len(result.stderr.splitlines()) == 1 and "nowhere" in result.stderr
     assert not (tmp_path / "run").exists()
 
@@ -317,10 +304,10 @@ def test_predict_and_evaluate_bad_text_input(tiny_text_module, rows, tmp_path):
     data = text_corpus.write_tab_lines(tmp_path / "reviews.txt", rows)
     train(data, tiny_text_module, tmp_path)
     run = tmp_path / "run"
-    result = run_cli("predict", run, "--text", "-", stdin="\n  \n")
-    assert result.returncode == 8 and error_lines(result) == ['error: no sentences to classify: give --text "...", FILES, or one sentence per line on stdin']
+    result = run_hubcli("predict", run, "--text", "-", stdin="\n  \n", env=QUIET)
+    assert error_line(result, 8, alone=True) == 'error: no sentences to classify: give --text "...", FILES, or one sentence per line on stdin'
     unknown = tmp_path / "unknown.txt"
     unknown.write_text("good film\tpos\nbad film\tneg\n")
-    result = run_cli("evaluate", run, unknown)
-    assert result.returncode == 8 and len(error_lines(result)) == 1
+    result = run_hubcli("evaluate", run, unknown, env=QUIET)
+    error_line(result, 8, alone=True)
     assert "are not among the model's labels: 0, 1" in result.stderr

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from hubcli import __version__
-
-HUBCLI = Path(sys.executable).with_name("hubcli")
+from tests.helpers.cli_run import HUBCLI, error_line, run_hubcli
 
 
 @pytest.fixture(autouse=True)
@@ -20,50 +17,14 @@ def no_config(tmp_path, monkeypatch):
     monkeypatch.setenv("HUBCLI_CONFIG", str(tmp_path / "no-config.toml"))
 
 
-def run_cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([str(HUBCLI), *args], capture_output=True, text=True, timeout=60, **kwargs)
-
-
-def run_in_terminal(args: list[str], columns: int = 80, stream: str = "stdout") -> list[str]:
-    """Run hubcli with ``stream`` on a real terminal ``columns`` wide; its lines there, colour codes removed."""
-    import fcntl
-    import pty
-    import struct
-    import termios
-
-    leader, follower = pty.openpty()
-    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))  # rows, columns
-    other = "stderr" if stream == "stdout" else "stdout"
-    proc = subprocess.Popen(
-        [str(HUBCLI), *args], **{stream: follower, other: subprocess.PIPE}, env={**os.environ, "COLUMNS": str(columns)}
-    )
-    os.close(follower)
-    output = b""
-    try:
-        while chunk := _read_terminal(leader):  # Read while it runs: a full terminal buffer would block it.
-            output += chunk
-    finally:
-        os.close(leader)
-    rest = getattr(proc, other).read().decode()
-    assert proc.wait(timeout=120) == 0, rest
-    return re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", output.decode()).splitlines()
-
-
-def _read_terminal(fd: int) -> bytes:
-    try:
-        return os.read(fd, 65536)
-    except OSError:  # EIO: the other side is closed and everything has been read.
-        return b""
-
-
 def test_version_prints_the_version():
-    result = run_cli("--version")
+    result = run_hubcli("--version")
     assert (result.returncode, result.stdout, result.stderr) == (0, f"{__version__}\n", "")
 
 
 @pytest.mark.parametrize("args", [[], ["cache"]], ids=["hubcli", "cache"])
 def test_no_command_shows_help_without_an_empty_error_line(args):
-    result = run_cli(*args)
+    result = run_hubcli(*args)
     assert "Usage:" in result.stdout + result.stderr
     assert "error:" not in result.stderr
 
@@ -74,7 +35,7 @@ def test_closed_stdout_is_silent_and_not_a_failure(args):
     read_end, write_end = os.pipe()
     os.close(read_end)
     try:
-        result = subprocess.run([str(HUBCLI), *args], stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=60)
+        result = subprocess.run([*HUBCLI, *args], stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=60)
     finally:
         os.close(write_end)
     assert (result.returncode, result.stderr) == (0, "")
@@ -98,3 +59,55 @@ def test_tensorflow_start_up_prints_nothing_on_the_cli_stderr():
     done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "3"
     assert done.stderr == ""
+
+
+def test_the_console_script_runs_the_cli_main():
+    from importlib.metadata import entry_points
+
+    from hubcli.cli import app
+
+    (script,) = entry_points(group="console_scripts", name="hubcli")
+    assert script.load() is app.main
+
+
+_NO_TF_PROBE = """
+import sys
+import typer.main
+from hubcli.cli.app import app, main
+
+group = typer.main.get_command(app)
+helps = [["--help"], *([name, "--help"] for name in group.commands)]
+helps += [["cache", name, "--help"] for name in group.commands["cache"].commands]
+for argv in [*helps, *{cheap!r}]:
+    sys.argv = ["hubcli", *argv]
+    try:
+        main()
+    except SystemExit as done:
+        assert not done.code, (argv, done.code)
+heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras", "tensorflow_hub", "tensorflow_text"))
+print("COMMANDS", len(helps), "HEAVY", heavy)
+"""
+
+
+def test_help_and_the_cheap_commands_never_import_tensorflow(tiny_image_archive, tiny_text_module, tmp_path, monkeypatch):
+    """Every command's --help, and pull, inspect, list, search and every cache command, in one process."""
+    monkeypatch.setenv("HUBCLI_CACHE_DIR", str(tmp_path / "cache"))
+    archive = str(tiny_image_archive)
+    cheap = [
+        ["--version"], ["pull", archive], ["inspect", archive, "--json"], ["inspect", str(tiny_text_module)],
+        ["list"], ["list", "--task", "text", "--json"], ["search", "mobilenet"],
+        ["cache", "ls"], ["cache", "verify", archive], ["cache", "rm", archive, "--dry-run"],
+        ["cache", "prune", "--dry-run"], ["cache", "rm", archive, "--yes", "--json"],
+    ]
+    done = subprocess.run([sys.executable, "-c", _NO_TF_PROBE.format(cheap=cheap)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    commands, heavy = done.stdout.splitlines()[-1].removeprefix("COMMANDS ").split(" HEAVY ")
+    assert int(commands) == 17 and heavy == "[]"  # hubcli, its 11 commands, the cache group and its 4
+
+
+def test_a_full_disk_the_library_did_not_expect_is_one_error_line(tiny_image_module, tmp_path):
+    # Files of this process cannot grow past 4 KiB: the archive write fails mid-way, as on a full disk.
+    out = tmp_path / "out"
+    done = run_hubcli("export-module", tiny_image_module, "--output", out / "tiny.tar.gz", file_size_limit=4096)
+    assert "File too large" in error_line(done, 1, alone=True) and done.stdout == ""
+    assert sorted(path.name for path in out.iterdir()) == []  # nothing half-written

@@ -17,12 +17,9 @@ from hubcli.errors import InvalidModuleError, NotFoundError
 from hubcli.savedmodel import protowire as pw
 from hubcli.savedmodel.inspector import content_digest, inspect_module
 from hubcli.savedmodel.specs import TensorSpec
-from tests.test_cli import run_in_terminal
+from tests.helpers.cli_run import run_hubcli, run_in_terminal
 
-
-def _run_cli(*args, extra_python_flags=()):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "HUBCLI_QUIET": "1"}
-    return subprocess.run([sys.executable, *extra_python_flags, "-m", "hubcli", *args], capture_output=True, text=True, env=env, timeout=300)
+QUIET = {"TF_CPP_MIN_LOG_LEVEL": "3", "HUBCLI_QUIET": "1"}
 
 
 # --------------------------------------------------------------------------- modules built here
@@ -360,7 +357,7 @@ def test_cli_reports_corrupt_module_in_one_line(tiny_image_module, tmp_path):
     shutil.copytree(tiny_image_module, module)
     data = (module / "saved_model.pb").read_bytes()
     (module / "saved_model.pb").write_bytes(data[: len(data) // 2])
-    result = _run_cli("inspect", str(module))
+    result = run_hubcli("inspect", str(module), env=QUIET)
     assert result.returncode == InvalidModuleError.exit_code
     assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
 
@@ -369,7 +366,7 @@ def test_cli_reports_corrupt_module_in_one_line(tiny_image_module, tmp_path):
 
 
 def test_cli_json_without_importing_tensorflow(tiny_image_module):
-    result = _run_cli("inspect", str(tiny_image_module), "--json", extra_python_flags=("-X", "importtime"))
+    result = run_hubcli("inspect", str(tiny_image_module), "--json", env={**QUIET, "PYTHONPROFILEIMPORTTIME": "1"})
     assert result.returncode == 0, result.stderr
     imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
     assert "hubcli.savedmodel.inspector" in imported
@@ -380,7 +377,7 @@ def test_cli_json_without_importing_tensorflow(tiny_image_module):
 
 
 def test_cli_human_output_shows_risks(risky_module):
-    result = _run_cli("inspect", str(risky_module))
+    result = run_hubcli("inspect", str(risky_module), env=QUIET)
     assert result.returncode == 0, result.stderr
     for text in ("TF2 SavedModel", "Risky ops", "ReadFile", "EagerPyFunc", "writes (creates or overwrites)"):
         assert text in result.stdout
@@ -394,17 +391,14 @@ def test_cli_tables_fit_a_narrow_terminal(tiny_image_module):
 
 
 def test_cli_json_path_is_absolute_for_a_relative_module_path(tiny_image_module):
-    result = subprocess.run(
-        [sys.executable, "-m", "hubcli", "inspect", tiny_image_module.name, "--json"],
-        capture_output=True, text=True, timeout=120, cwd=tiny_image_module.parent,
-    )
+    result = run_hubcli("inspect", tiny_image_module.name, "--json", cwd=tiny_image_module.parent)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["path"] == str(tiny_image_module)
 
 
 def test_cli_inspects_a_handle_through_the_cache(tiny_text_archive, tmp_path):
     cache = tmp_path / "cache"
-    result = _run_cli("inspect", str(tiny_text_archive), "--cache-dir", str(cache), "--json")
+    result = run_hubcli("inspect", str(tiny_text_archive), "--cache-dir", str(cache), "--json", env=QUIET)
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     assert document["path"].startswith(str(cache)) and document["takes_strings"] is True

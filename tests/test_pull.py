@@ -16,6 +16,7 @@ import pytest
 from hubcli.errors import IntegrityError, NotFoundError
 from hubcli.hub.cache import read_entry
 from hubcli.hub.pull import pull, resolve_module_path
+from tests.helpers.cli_run import error_line, run_hubcli
 from tests.helpers.hubserver import make_fake_module_archive
 
 # The local hub server and module-archive fixtures.
@@ -30,20 +31,6 @@ def _sha(path) -> str:
 
 def _sha1(text: str) -> str:
     return hashlib.sha1(text.encode()).hexdigest()
-
-
-def cli(*args, cwd=None, timeout=120):
-    """Run the real console entry point in a fresh process (environment from os.environ)."""
-    return subprocess.run(
-        [sys.executable, "-m", "hubcli", *args], capture_output=True, text=True, timeout=timeout, cwd=cwd
-    )
-
-
-def _one_error_line(done, code):
-    assert done.returncode == code, done.stderr
-    lines = done.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
-    return lines[0]
 
 
 # --- layout and basic behaviour -------------------------------------------------------
@@ -116,11 +103,11 @@ def test_local_archive_is_installed_into_the_cache(tmp_path, monkeypatch, fake_a
 
 def test_untrusted_host_warns(hub, fake_archive, monkeypatch):
     url = hub.put_file("m.tar.gz", fake_archive).replace("127.0.0.1", "localhost")
-    done = cli("pull", url)
+    done = run_hubcli("pull", url)
     assert done.returncode == 0
     assert "not a trusted host" in done.stderr and "localhost" in done.stderr
     monkeypatch.setenv("HUBCLI_TRUSTED_HOSTS", "localhost")
-    done = cli("pull", url, "--force")
+    done = run_hubcli("pull", url, "--force")
     assert done.returncode == 0 and "not a trusted host" not in done.stderr
 
 
@@ -146,7 +133,7 @@ def test_malicious_archive_over_http_leaves_nothing(hub, tmp_path):
             info.size = 1
             tar.addfile(info, io.BytesIO(b"x"))
     hub.add_tfhub_module("google/tiny/1", evil)
-    line = _one_error_line(cli("pull", HANDLE), 6)
+    line = error_line(run_hubcli("pull", HANDLE), 6, alone=True)
     assert "outside the module" in line
     assert list(hub.cache_dir.iterdir()) == []
     assert not (tmp_path / "outside.txt").exists()
@@ -156,7 +143,7 @@ def test_download_that_is_not_a_module_names_the_handle_not_the_part_file(hub, t
     page = tmp_path / "login.html"
     page.write_text("<html>Sign in to continue</html>")  # What a captive portal or an expired login serves.
     hub.add_tfhub_module("google/tiny/1", page)
-    line = _one_error_line(cli("pull", HANDLE), 7)
+    line = error_line(run_hubcli("pull", HANDLE), 7, alone=True)
     assert line.startswith(f"error: {HANDLE} is not a readable tar archive") and ".part" not in line
     assert list(hub.cache_dir.iterdir()) == []
 
@@ -183,18 +170,18 @@ def test_sha256_pin_mismatch_installs_nothing(hub, fake_archive):
 def test_lockfile_records_then_enforces(hub, fake_archive, tmp_path):
     hub.add_tfhub_module("google/tiny/1", fake_archive)
     lockfile = tmp_path / "hubcli.lock"
-    done = cli("pull", HANDLE, "--update-lock", "--lockfile", str(lockfile))
+    done = run_hubcli("pull", HANDLE, "--update-lock", "--lockfile", str(lockfile))
     assert done.returncode == 0, done.stderr
     assert f'"{HANDLE}" = "{_sha(fake_archive)}"' in lockfile.read_text()
-    assert cli("pull", HANDLE, "--locked", "--lockfile", str(lockfile)).returncode == 0
+    assert run_hubcli("pull", HANDLE, "--locked", "--lockfile", str(lockfile)).returncode == 0
 
     lockfile.write_text(lockfile.read_text().replace(_sha(fake_archive), "ab" * 32))
-    line = _one_error_line(cli("pull", HANDLE, "--locked", "--lockfile", str(lockfile)), 5)
+    line = error_line(run_hubcli("pull", HANDLE, "--locked", "--lockfile", str(lockfile)), 5, alone=True)
     assert "ab" * 32 in line
 
-    line = _one_error_line(cli("pull", "https://tfhub.dev/google/other/1", "--locked", "--lockfile", str(lockfile)), 5)
+    line = error_line(run_hubcli("pull", "https://tfhub.dev/google/other/1", "--locked", "--lockfile", str(lockfile)), 5, alone=True)
     assert "no entry for https://tfhub.dev/google/other/1" in line
-    _one_error_line(cli("pull", HANDLE, "--locked", "--lockfile", str(tmp_path / "missing.lock")), 2)
+    error_line(run_hubcli("pull", HANDLE, "--locked", "--lockfile", str(tmp_path / "missing.lock")), 2, alone=True)
 
 
 def test_locked_pull_downloads_and_checks_when_not_cached(hub, fake_archive, tmp_path):
@@ -215,7 +202,7 @@ def test_offline_serves_cache_and_names_missing_handle(hub, fake_archive, monkey
     before = len(hub.log)
     monkeypatch.setenv("HUBCLI_OFFLINE", "1")
     assert pull(HANDLE, progress=False).from_cache
-    line = _one_error_line(cli("pull", "https://tfhub.dev/google/absent/3"), 4)
+    line = error_line(run_hubcli("pull", "https://tfhub.dev/google/absent/3"), 4, alone=True)
     assert "offline" in line and "https://tfhub.dev/google/absent/3" in line
     assert len(hub.log) == before  # Not one request.
 
@@ -225,7 +212,7 @@ def test_offline_damaged_entry_is_one_clear_error(hub, fake_archive, monkeypatch
     path = pull(HANDLE, progress=False).path
     (path / "saved_model.pb").unlink()
     monkeypatch.setenv("HUBCLI_OFFLINE", "1")
-    line = _one_error_line(cli("pull", HANDLE), 4)
+    line = error_line(run_hubcli("pull", HANDLE), 4, alone=True)
     assert "damaged" in line and "missing saved_model.pb" in line
 
 
@@ -241,11 +228,11 @@ def test_offline_finds_entries_installed_by_tensorflow_hub(tmp_path, monkeypatch
     )
     monkeypatch.setenv("HUBCLI_CACHE_DIR", str(cache))
     monkeypatch.setenv("HUBCLI_TFHUB_ENDPOINT", "http://127.0.0.1:9")  # Never contacted.
-    done = cli("pull", handle, "--offline", "--json")
+    done = run_hubcli("pull", handle, "--offline", "--json")
     assert done.returncode == 0, done.stderr
     document = json.loads(done.stdout)
     assert document["path"] == str(module) and document["from_cache"] is True and document["sha256"] is None
-    listing = json.loads(cli("cache", "ls", "--json").stdout)
+    listing = json.loads(run_hubcli("cache", "ls", "--json").stdout)
     assert [(e["handle"], e["origin"]) for e in listing["entries"]] == [(handle, "tensorflow_hub")]
 
 
@@ -289,7 +276,7 @@ def test_mirror_over_http_and_its_index_sha256_is_enforced(hub, fake_archive, tm
 
     # A mirror whose archive no longer matches its index is refused.
     (mirror / "google/tiny/1.tar.gz").write_bytes(make_fake_module_archive(tmp_path / "x.tgz", seed=9).read_bytes())
-    line = _one_error_line(cli("pull", HANDLE, "--force"), 5)
+    line = error_line(run_hubcli("pull", HANDLE, "--force"), 5, alone=True)
     assert "mirror index" in line
 
 
@@ -308,14 +295,14 @@ def test_deleted_file_is_reported_by_verify_and_repaired_by_pull(hub, fake_archi
     hub.add_tfhub_module("google/tiny/1", fake_archive)
     path = pull(HANDLE, progress=False).path
     (path / "variables" / "variables.index").unlink()  # What a temp cleaner does.
-    line = _one_error_line(cli("cache", "verify"), 5)
+    line = error_line(run_hubcli("cache", "verify"), 5, alone=True)
     assert "1 of 1" in line
-    report = json.loads(cli("cache", "verify", "--json").stdout)
+    report = json.loads(run_hubcli("cache", "verify", "--json").stdout)
     assert report["entries"][0]["problems"] == ["missing variables/variables.index"]
-    done = cli("pull", HANDLE)
+    done = run_hubcli("pull", HANDLE)
     assert done.returncode == 0 and done.stderr.count("damaged") == 1, done.stderr  # Said once, not once per look.
     assert done.stdout.splitlines()[-1] == str(path)
-    assert cli("cache", "verify").returncode == 0
+    assert run_hubcli("cache", "verify").returncode == 0
     assert len(hub.storage_gets()) == 2
 
 
@@ -339,10 +326,10 @@ def test_silent_bit_rot_is_found_by_verify_and_fixed_by_force(hub, fake_archive)
     data[7] ^= 0x01
     target.write_bytes(bytes(data))
     os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # Same size, same mtime: invisible to stat.
-    report = json.loads(cli("cache", "verify", "--json").stdout)
+    report = json.loads(run_hubcli("cache", "verify", "--json").stdout)
     assert report["damaged"] == 1 and "saved_model.pb content changed" in report["entries"][0]["problems"][0]
-    assert cli("pull", HANDLE, "--force").returncode == 0
-    assert cli("cache", "verify").returncode == 0
+    assert run_hubcli("pull", HANDLE, "--force").returncode == 0
+    assert run_hubcli("cache", "verify").returncode == 0
 
 
 # --- concurrency and interruption ---------------------------------------------------------------
@@ -360,7 +347,7 @@ def test_four_processes_pull_one_handle_with_one_download(hub, fake_archive, tmp
     assert [p.returncode for p in procs] == [0, 0, 0, 0], [err for _, err in outputs]
     assert {out.splitlines()[-1] for out, _ in outputs} == {str(hub.cache_dir / _sha1(HANDLE))}
     assert len(hub.storage_gets()) == 1
-    assert cli("cache", "verify").returncode == 0
+    assert run_hubcli("cache", "verify").returncode == 0
 
 
 def test_kill_9_mid_download_then_pull_resumes_with_range(hub, tmp_path):
@@ -380,13 +367,13 @@ def test_kill_9_mid_download_then_pull_resumes_with_range(hub, tmp_path):
     assert (hub.cache_dir / f"{_sha1(HANDLE)}.lock").exists()  # The dead process's lock is still there.
 
     hub.throttle_bps = None
-    done = cli("pull", HANDLE, "--json")
+    done = run_hubcli("pull", HANDLE, "--json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["sha256"] == _sha(big)
     resumed = [r for r in hub.storage_gets() if "Range" in r.headers]
     assert resumed and int(resumed[-1].headers["Range"][6:-1]) >= kept and resumed[-1].status == 206
     assert not part.exists()
-    assert cli("cache", "verify").returncode == 0
+    assert run_hubcli("cache", "verify").returncode == 0
 
 
 @pytest.mark.parametrize("sent, code, message", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
@@ -417,7 +404,7 @@ def test_ctrl_c_or_kill_mid_download_is_one_line_then_pull_resumes(hub, tmp_path
     assert 0 < kept < big.stat().st_size
 
     hub.throttle_bps = None
-    done = cli("pull", HANDLE, "--json")
+    done = run_hubcli("pull", HANDLE, "--json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["sha256"] == _sha(big)
     assert int(hub.storage_gets()[-1].headers["Range"][6:-1]) >= kept
@@ -437,8 +424,6 @@ def _zeros_module_archive(path: Path, payload_bytes: int) -> Path:
 
 @pytest.mark.parametrize("phase", ["download", "extraction"])
 def test_full_disk_is_one_line_and_leaves_nothing_behind(hub, tmp_path, phase):
-    import resource
-
     limit = 1_000_000
     if phase == "download":
         archive = make_fake_module_archive(tmp_path / "big.tar.gz", payload_bytes=3 * limit)
@@ -446,14 +431,8 @@ def test_full_disk_is_one_line_and_leaves_nothing_behind(hub, tmp_path, phase):
         archive = _zeros_module_archive(tmp_path / "zeros.tar.gz", 3 * limit)
     hub.add_tfhub_module("google/tiny/1", archive)
     # Files of this process cannot grow past `limit`: writes fail mid-way, as on a full disk.
-    done = subprocess.run(
-        [sys.executable, "-m", "hubcli", "pull", HANDLE],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)),
-    )
-    assert "cannot install" in _one_error_line(done, 1) and done.stdout == ""
+    done = run_hubcli("pull", HANDLE, file_size_limit=limit)
+    assert "cannot install" in error_line(done, 1, alone=True) and done.stdout == ""
     # A partial download the disk cannot hold must not keep the disk full.
     assert sorted(p.name for p in hub.cache_dir.iterdir()) == []
 
@@ -463,11 +442,11 @@ def test_full_disk_is_one_line_and_leaves_nothing_behind(hub, tmp_path, phase):
 
 def test_last_stdout_line_is_the_path_and_json_has_stable_keys(hub, fake_archive):
     hub.add_tfhub_module("google/tiny/1", fake_archive)
-    done = cli("pull", HANDLE)
+    done = run_hubcli("pull", HANDLE)
     assert done.returncode == 0
     path = Path(done.stdout.splitlines()[-1])
     assert (path / "saved_model.pb").is_file()
-    document = json.loads(cli("pull", HANDLE, "--json").stdout)
+    document = json.loads(run_hubcli("pull", HANDLE, "--json").stdout)
     assert list(document) == ["schema", "handle", "resolved_url", "path", "sha256", "size", "from_cache"]
     assert document["schema"] == "hubcli.pull/1" and document["from_cache"] is True and document["path"] == str(path)
 
@@ -488,8 +467,8 @@ def test_last_stdout_line_is_the_path_and_json_has_stable_keys(hub, fake_archive
 def test_every_error_is_one_stderr_line_and_nonzero(hub, fake_archive, tmp_path, args, code, fragment):
     hub.add_tfhub_module("google/tiny/1", fake_archive)
     args = [str(tmp_path / "empty") if a == "EMPTY" else a for a in args]
-    done = cli("pull", *args)
-    assert fragment in _one_error_line(done, code)
+    done = run_hubcli("pull", *args)
+    assert fragment in error_line(done, code, alone=True)
     assert done.stdout == ""
 
 
@@ -498,10 +477,10 @@ def test_cache_dir_that_is_a_file_is_named_as_such(hub, fake_archive, tmp_path):
     not_a_dir = tmp_path / "cache.txt"
     not_a_dir.write_text("notes")
     for args in (["pull", HANDLE], ["inspect", HANDLE]):
-        line = _one_error_line(cli(*args, "--cache-dir", str(not_a_dir)), 2)
+        line = error_line(run_hubcli(*args, "--cache-dir", str(not_a_dir)), 2, alone=True)
         assert line == f"error: cache directory {not_a_dir} is a file, not a directory"
     below = not_a_dir / "modules"  # Nothing can be cached there: not in the cache, rather than "damaged".
-    assert "is not in the cache" in _one_error_line(cli("pull", HANDLE, "--offline", "--cache-dir", str(below)), 4)
+    assert "is not in the cache" in error_line(run_hubcli("pull", HANDLE, "--offline", "--cache-dir", str(below)), 4, alone=True)
     assert not_a_dir.read_text() == "notes"
 
 
@@ -513,7 +492,7 @@ def test_network_failure_after_retries_is_one_line(hub, monkeypatch):
         port = probe.getsockname()[1]
     monkeypatch.setenv("HUBCLI_TFHUB_ENDPOINT", f"http://127.0.0.1:{port}")
     monkeypatch.setenv("HUBCLI_RETRIES", "1")
-    line = _one_error_line(cli("pull", HANDLE), 4)
+    line = error_line(run_hubcli("pull", HANDLE), 4, alone=True)
     assert "connection refused" in line and "gave up after 2 attempts" in line
 
 

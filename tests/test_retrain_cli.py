@@ -1,28 +1,16 @@
-"""`hubcli retrain-images`, `evaluate` and `predict` from the command line (in-process main())."""
+"""`hubcli retrain-images`, `evaluate` and `predict` from the command line."""
 
 from __future__ import annotations
 
 import json
-import sys
 
 import pytest
 
 pytest.importorskip("tensorflow")
 
-from hubcli.cli import app as cli  # noqa: E402
+from hubcli.cli import train as train_commands  # noqa: E402
+from tests.helpers.cli_run import error_line, run_hubcli  # noqa: E402
 from tests.helpers.synthetic_images import make_image_dataset  # noqa: E402
-
-
-def run_cli(capsys, monkeypatch, *args):
-    """Run `hubcli ARGS`; returns (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["hubcli", *map(str, args)])
-    code = 0
-    try:
-        cli.main()
-    except SystemExit as done:
-        code = done.code or 0
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.fixture(scope="module")
@@ -35,68 +23,62 @@ def cache(tmp_path, monkeypatch):
     monkeypatch.setenv("HUBCLI_CACHE_DIR", str(tmp_path / "cache"))
 
 
-def test_retrain_evaluate_predict_json(shapes, tiny_image_module, tmp_path, capsys, monkeypatch, cache):
+def test_retrain_evaluate_predict_json(shapes, tiny_image_module, tmp_path, cache):
     run = tmp_path / "run"
-    code, out, err = run_cli(
-        capsys, monkeypatch, "retrain-images", shapes, "--module", tiny_image_module, "--output", run,
+    done = run_hubcli(
+        "retrain-images", shapes, "--module", tiny_image_module, "--output", run,
         "--learning-rate", "0.05", "--batch-size", "16", "--validation-split", "0.2", "--test-split", "0.2", "--json",
     )
-    assert code == 0, err
-    summary = json.loads(out)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
     assert summary["schema"] == "hubcli.retrain-images/1" and summary["output"] == str(run)
     assert summary["accuracy"] >= 0.8 and summary["extraction"]["features_computed"] == 42
 
-    code, out, err = run_cli(capsys, monkeypatch, "evaluate", run, shapes, "--json")
-    assert code == 0, err
-    evaluation = json.loads(out)
+    done = run_hubcli("evaluate", run, shapes, "--json")
+    assert done.returncode == 0, done.stderr
+    evaluation = json.loads(done.stdout)
     assert evaluation["examples"] == 42 and evaluation["accuracy"] >= 0.8
     assert set(evaluation["per_class"]) == {"blue_bars", "green_discs", "red_squares"}
 
     picture = shapes / "green_discs" / "green_discs_001.png"
-    code, out, err = run_cli(capsys, monkeypatch, "predict", run / "model", picture, "--top-k", "2", "--json")
-    assert code == 0, err
-    (prediction,) = json.loads(out)["predictions"]
+    done = run_hubcli("predict", run / "model", picture, "--top-k", "2", "--json")
+    assert done.returncode == 0, done.stderr
+    (prediction,) = json.loads(done.stdout)["predictions"]
     assert prediction["input"] == str(picture) and len(prediction["top"]) == 2
     assert prediction["top"][0]["label"] == "green_discs" and prediction["top"][0]["probability"] > 0.5
 
-    code, out, err = run_cli(capsys, monkeypatch, "predict", run, picture)
-    assert code == 0 and "green_discs" in out
+    done = run_hubcli("predict", run, picture)
+    assert done.returncode == 0 and "green_discs" in done.stdout
 
 
-def _one_error_line(code, err, expected_code, fragment):
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert code == expected_code, err
-    assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], err
-
-
-def test_evaluate_with_an_unknown_class_is_one_clear_error(shapes, tiny_image_module, tmp_path, capsys, monkeypatch, cache):
+def test_evaluate_with_an_unknown_class_is_one_clear_error(shapes, tiny_image_module, tmp_path, cache):
     run = tmp_path / "run"
-    code, _, err = run_cli(capsys, monkeypatch, "retrain-images", shapes, "-m", tiny_image_module, "-o", run, "--epochs", "3", "--json")
-    assert code == 0, err
+    done = run_hubcli("retrain-images", shapes, "-m", tiny_image_module, "-o", run, "--epochs", "3", "--json")
+    assert done.returncode == 0, done.stderr
     other = make_image_dataset(tmp_path / "other", per_class=2, classes=["red_squares"])
     (other / "purple_stars").mkdir()
-    code, out, err = run_cli(capsys, monkeypatch, "evaluate", run, other)
-    _one_error_line(code, err, 8, "'purple_stars'")
-    code, out, err = run_cli(capsys, monkeypatch, "predict", run, tmp_path / "missing.jpg")
-    _one_error_line(code, err, 3, "missing.jpg")
+    done = run_hubcli("evaluate", run, other)
+    assert "'purple_stars'" in error_line(done, 8, alone=True)
+    done = run_hubcli("predict", run, tmp_path / "missing.jpg")
+    assert "missing.jpg" in error_line(done, 3, alone=True)
     (tmp_path / "fake.jpg").write_bytes(b"not a jpeg")
-    code, out, err = run_cli(capsys, monkeypatch, "predict", run, tmp_path / "fake.jpg")
-    _one_error_line(code, err, 8, "not a readable image")
-    code, out, err = run_cli(capsys, monkeypatch, "predict", run, other / "red_squares")
-    _one_error_line(code, err, 2, "is a folder; give image files")
+    done = run_hubcli("predict", run, tmp_path / "fake.jpg")
+    assert "not a readable image" in error_line(done, 8, alone=True)
+    done = run_hubcli("predict", run, other / "red_squares")
+    assert "is a folder; give image files" in error_line(done, 2, alone=True)
 
 
-def test_bad_inputs_give_one_line_and_write_nothing(tiny_image_module, tmp_path, capsys, monkeypatch, cache):
+def test_bad_inputs_give_one_line_and_write_nothing(tiny_image_module, tmp_path, cache):
     single = make_image_dataset(tmp_path / "single", per_class=6, classes=["red_squares"])
-    code, _, err = run_cli(capsys, monkeypatch, "retrain-images", single, "-m", tiny_image_module, "-o", tmp_path / "out")
-    _one_error_line(code, err, 8, "at least 2 classes")
-    code, _, err = run_cli(capsys, monkeypatch, "retrain-images", tmp_path / "nowhere", "-m", tiny_image_module, "-o", tmp_path / "out")
-    _one_error_line(code, err, 3, "does not exist")
+    done = run_hubcli("retrain-images", single, "-m", tiny_image_module, "-o", tmp_path / "out")
+    assert "at least 2 classes" in error_line(done, 8, alone=True)
+    done = run_hubcli("retrain-images", tmp_path / "nowhere", "-m", tiny_image_module, "-o", tmp_path / "out")
+    assert "does not exist" in error_line(done, 3, alone=True)
     two = make_image_dataset(tmp_path / "two", per_class=6, classes=["red_squares", "blue_bars"])
-    code, _, err = run_cli(capsys, monkeypatch, "retrain-images", two, "-m", tiny_image_module, "-o", tmp_path / "out", "--image-size", "64")
-    _one_error_line(code, err, 2, "takes 32x32 images")
-    code, _, err = run_cli(capsys, monkeypatch, "retrain-images", two, "-m", tiny_image_module, "-o", tmp_path / "out", "--validation-split", "0.9")
-    _one_error_line(code, err, 2, "--validation-split")
+    done = run_hubcli("retrain-images", two, "-m", tiny_image_module, "-o", tmp_path / "out", "--image-size", "64")
+    assert "takes 32x32 images" in error_line(done, 2, alone=True)
+    done = run_hubcli("retrain-images", two, "-m", tiny_image_module, "-o", tmp_path / "out", "--validation-split", "0.9")
+    assert "--validation-split" in error_line(done, 2, alone=True)
     assert not (tmp_path / "out").exists()
 
 
@@ -114,7 +96,7 @@ def test_cli_defaults_are_the_library_defaults():
         "augment_copies": "augment", "seed": "seed",
     }
     defaults = {f.name: f.default for f in fields(TrainConfig)}
-    for command in (cli.retrain_images_command, cli.classify_text_command):
+    for command in (train_commands.retrain_images_command, train_commands.classify_text_command):
         parameters = inspect.signature(command).parameters
         for field_name, option in option_for.items():
             if option in parameters:

@@ -210,3 +210,57 @@ def _fold(text: str) -> str:
 
 def _haystack(entry: CatalogEntry) -> str:
     return _fold(" ".join(str(part) for part in (entry.name, entry.handle, entry.task, entry.input, entry.description)))
+
+
+# --- what `list` and `search` show ---------------------------------------------------
+
+CATALOG_LISTING = "catalog"
+
+
+@dataclass(frozen=True)
+class Listing:
+    """What ``list`` or ``search`` found in the catalog or a registry, and hints for an empty result.
+
+    Attributes:
+        source: the registry that was read, or ``"catalog"``.
+        entries: the entries that match.
+        tasks: every task the source knows (what a task filter can match), sorted.
+        suggestions: catalog names close to a search that matched nothing.
+    """
+
+    source: str
+    entries: tuple[CatalogEntry, ...]
+    tasks: tuple[str, ...] = ()
+    suggestions: tuple[str, ...] = ()
+
+
+def list_modules(settings: Settings, *, task: str | None = None, registry: str | None = None) -> Listing:
+    """The catalog's entries (built-ins and the user's aliases), or a registry's, with ``task``.
+
+    Example:
+        >>> from hubcli.config import Settings
+        >>> listing = list_modules(Settings.load(), task="image-clasification")
+        >>> listing.entries, "image-feature-vector" in listing.tasks
+        ((), True)
+    """
+    every = _source_entries(settings, registry)
+    tasks = tuple(sorted({entry.task for entry in every if entry.task}))
+    return Listing(registry or CATALOG_LISTING, tuple(filter_task(every, task)), tasks=tasks)
+
+
+def search_modules(text: str, settings: Settings, *, registry: str | None = None) -> Listing:
+    """Catalog (or registry) entries matching every word of ``text``; catalog names close to it if none.
+
+    Example:
+        >>> from hubcli.config import Settings
+        >>> search_modules("mobilnet_v2", Settings.load()).suggestions[0]
+        'mobilenet_v2'
+    """
+    found = tuple(search(text, settings, _source_entries(settings, registry)))
+    close = () if found or registry else tuple(suggest(text, settings))
+    return Listing(registry or CATALOG_LISTING, found, suggestions=close)
+
+
+def _source_entries(settings: Settings, registry: str | None) -> list[CatalogEntry]:
+    # A registry, when one is named, replaces the catalog rather than adding to it.
+    return registry_entries(registry, settings.offline) if registry else entries(settings)

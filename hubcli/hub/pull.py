@@ -47,7 +47,7 @@ from hubcli.errors import (
 )
 from hubcli.fsio import DISK_FULL_ERRNOS
 from hubcli.hub import cache
-from hubcli.savedmodel.formats import is_module_dir
+from hubcli.savedmodel.formats import is_module_dir, module_format
 
 if TYPE_CHECKING:
     from hubcli.config import Settings
@@ -414,3 +414,22 @@ class _CallableModule(types.ModuleType):
 
 
 sys.modules[__name__].__class__ = _CallableModule
+
+
+def local_module_path(text: str | Path) -> Path | None:
+    """The module ``text`` names on this machine, read in place rather than pulled; else None.
+
+    A directory (in any format ``inspect`` reads, TF1 Hub format included) or a ``.keras`` file
+    is used as it is; anything else is a handle for :func:`resolve_module_path`.
+
+    Example:
+        >>> local_module_path("mobilenet_v2") is None
+        True
+        >>> local_module_path("~/models/encoder")  # doctest: +SKIP
+        PosixPath('/home/me/models/encoder')
+    """
+    local = Path(text).expanduser()
+    # Any directory is inspected in place, so a broken one is told what it lacks.
+    if local.is_dir() or module_format(local) is not None:
+        return local
+    return None

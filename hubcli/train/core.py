@@ -755,3 +755,27 @@ def predict(model_path: str | os.PathLike, items: Sequence[str], top_k: int = 1)
             {"input": str(item), "top": [{"label": run.labels[i], "probability": round(float(row[i]), 6)} for i in best]}
         )
     return {"model": str(run.path), "task": run.task, "predictions": predictions}
+
+
+def prediction_items(model_path: str | os.PathLike, *, files: Sequence[str] = (), texts: Sequence[str] | None = None, stdin=None) -> list[str]:
+    """What :func:`predict` classifies for this run: image files as given, or sentences for a text run.
+
+    A text run takes ``texts``, else each line of ``files``, else stdin's lines
+    (see :func:`hubcli.train.text.read_sentences`).
+
+    Raises:
+        UsageError: ``texts`` given to an image run.
+
+    Example:
+        >>> prediction_items("runs/reviews", texts=["Loved it"])  # doctest: +SKIP
+        ['Loved it']
+    """
+    from hubcli.export.artifacts import open_run
+
+    if open_run(model_path).task == "text":
+        from hubcli.train.text import read_sentences
+
+        return read_sentences(texts, files, stdin=stdin)
+    if texts:
+        raise UsageError("--text is for text runs; this run classifies images: give image FILES")
+    return list(files)

@@ -66,7 +66,7 @@ def write_tsv(path: Path, rows) -> Path:
 
 
 def write_jsonl(path: Path, rows) -> Path:
-    path.write_text("".join(json.dumps({"text": t, "label": l}) + "\n" for t, l in rows), encoding="utf-8")
+    path.write_text("".join(json.dumps({"text": text, "label": label}) + "\n" for text, label in rows), encoding="utf-8")
     return path
 
 

@@ -1,0 +1,71 @@
+"""``hubcli evaluate`` and ``hubcli predict``: use a trained run on new data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from hubcli import console
+from hubcli.cli.options import JsonOpt, QuietOpt, start_output
+from hubcli.cli.render import print_metrics
+
+
+def evaluate_command(
+    model: Annotated[Path, typer.Argument(help="A run directory (or its model/).", show_default=False)],
+    data: Annotated[Path, typer.Argument(help="Labelled data in the run's kind: class folders for images.", show_default=False)],
+    *,
+    text_column: Annotated[Optional[str], typer.Option("--text-column", help="Text runs: CSV/TSV column or JSONL key of the text.", show_default=False)] = None,
+    label_column: Annotated[
+        Optional[str], typer.Option("--label-column", help="Text runs: CSV/TSV column or JSONL key of the label.", show_default=False)
+    ] = None,
+    encoding: Annotated[Optional[str], typer.Option("--encoding", help="Text runs: character encoding of the data files.", show_default=False)] = None,
+    json_output: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Accuracy, per-class precision/recall/F1 and confusion matrix of a trained run on labelled data."""
+    from hubcli.train.core import evaluate
+
+    start_output(quiet, json_output)
+    text_options = {"text_column": text_column, "label_column": label_column, "encoding": encoding}
+    summary = evaluate(model, data, **{key: value for key, value in text_options.items() if value is not None})
+    if json_output:
+        console.emit_json("evaluate", summary)
+        return
+    print_metrics(f"{summary['model']} on {summary['data']}", summary)
+
+
+def predict_command(
+    model: Annotated[Path, typer.Argument(help="A run directory (or its model/).", show_default=False)],
+    files: Annotated[
+        Optional[list[Path]], typer.Argument(help="Image files (image runs), or files of one sentence per line (text runs).", show_default=False)
+    ] = None,
+    *,
+    texts: Annotated[
+        Optional[list[str]],
+        typer.Option("--text", "-t", help="Text runs: a sentence to classify (repeatable); '-' (or no FILES) reads stdin, one per line.", show_default=False),
+    ] = None,
+    top_k: Annotated[int, typer.Option("--top-k", "-k", help="How many classes to show per input.")] = 1,
+    json_output: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Classify inputs with a trained run: top-k class names and probabilities."""
+    from hubcli.train.core import predict, prediction_items
+
+    start_output(quiet, json_output)
+    items = prediction_items(model, files=[str(f) for f in files or []], texts=texts)
+    result = predict(model, items, top_k=top_k)
+    if json_output:
+        console.emit_json("predict", result)
+        return
+    from rich.table import Table
+
+    table = Table(title=f"predictions of {result['model']}", title_justify="left")
+    table.add_column("Input", style="bold", overflow="fold")
+    table.add_column("Class")
+    table.add_column("Probability", justify="right")
+    for prediction in result["predictions"]:
+        for rank, choice in enumerate(prediction["top"]):
+            table.add_row(prediction["input"] if rank == 0 else "", choice["label"], f"{choice['probability']:.3f}")
+    console.print_table(table)
