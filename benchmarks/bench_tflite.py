@@ -94,6 +94,7 @@ def main(argv: list[str] | None = None) -> dict:
     from hubcli.export.artifacts import export_run
     from hubcli.train.core import TrainConfig
     from hubcli.train.images import retrain_images
+    from hubcli.train.rundir import open_run
 
     work = args.work or Path(tempfile.mkdtemp(prefix="bench_tflite-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -104,9 +105,9 @@ def main(argv: list[str] | None = None) -> dict:
         output=run, overwrite=True, validation_split=args.validation_split, test_split=args.test_split,
     )
     train_s = time.perf_counter() - started
-    run_meta = json.loads((run / "run.json").read_text())
-    images, truth = _held_out(args.data, tuple(run_meta["image_size"]), args.validation_split, args.test_split)
-    labels = run_meta["labels"]
+    run_record = open_run(run)
+    images, truth = _held_out(args.data, run_record.image_size, args.validation_split, args.test_split)
+    labels = run_record.labels
 
     saved = export_run(run, "savedmodel", output=work / "export" / "saved_model", overwrite=True)
     serving = tf.saved_model.load(str(saved.path)).signatures["serving_default"]

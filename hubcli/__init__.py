@@ -53,7 +53,7 @@ _LAZY = {
     "FeatureCache": "hubcli.train.feature_cache",
     "classification_metrics": "hubcli.train.metrics",
     "export_run": "hubcli.export.artifacts",
-    "open_run": "hubcli.export.artifacts",
+    "open_run": "hubcli.train.rundir",
     "ExportResult": "hubcli.export.artifacts",
     "export_module": "hubcli.hub.publish",
     "publish_module": "hubcli.hub.publish",

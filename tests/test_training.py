@@ -16,6 +16,7 @@ from hubcli.errors import HubcliError, UsageError  # noqa: E402
 from hubcli.train import core as training  # noqa: E402
 from hubcli.train import images as image_data
 from hubcli.train.layer import HubLayer  # noqa: E402
+from hubcli.train.rundir import default_output  # noqa: E402
 from tests.helpers.disk_full import file_size_limit  # noqa: E402
 from tests.helpers.synthetic_images import make_image_dataset  # noqa: E402
 
@@ -151,8 +152,8 @@ def test_a_full_disk_is_one_clear_error_and_leaves_the_old_run_intact(frozen_run
 
 def test_default_output_never_overwrites(tmp_path):
     (tmp_path / "flowers").mkdir()
-    assert training.default_output("flowers", tmp_path) == tmp_path / "flowers-2"
-    assert training.default_output("tulips", tmp_path) == tmp_path / "tulips"
+    assert default_output("flowers", tmp_path) == tmp_path / "flowers-2"
+    assert default_output("tulips", tmp_path) == tmp_path / "tulips"
 
 
 def test_served_model_on_the_test_files_matches_the_runs_own_metrics(frozen_run, dataset, tmp_path):

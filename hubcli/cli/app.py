@@ -631,7 +631,7 @@ def predict_command(
     from hubcli.train.core import predict
 
     _start(quiet, json_output)
-    from hubcli.export.artifacts import open_run
+    from hubcli.train.rundir import open_run
 
     items = [str(f) for f in files or []]
     if open_run(model).task == "text":

@@ -43,98 +43,13 @@ from pathlib import Path
 
 import numpy as np
 
-from hubcli.errors import ExportError, NotFoundError, UsageError
+from hubcli.errors import ExportError, UsageError
+from hubcli.fsio import disk_full_reason
+from hubcli.train.rundir import EXPORT_DIR, Run, open_run
 
 FORMATS = ("savedmodel", "tflite", "keras")
 DEFAULT_MIN_AGREEMENT = 0.99
-#: Enough samples for a stable agreement figure without slowing the export down.
-_MAX_CHECK_SAMPLES = 200
 _BATCH = 32
-
-
-@dataclass(frozen=True)
-class Run:
-    """The parts of a run directory an export reads (see the brief's run contract)."""
-
-    path: Path
-    task: str
-    labels: list[str]
-    image_size: tuple[int, int] | None
-    #: File name of the representative inputs inside the run, or None.
-    representative: str | None
-    #: Module handle -> the directory the run resolved it to (its module and any preprocessor).
-    module_paths: dict[str, str] = field(default_factory=dict)
-
-    def load_keras_model(self, path: Path | None = None):
-        """The run's ``model.keras`` (or a copy at ``path``), its modules found where the run found them.
-
-        Without that, reloading a hub handle would use this process's default cache and
-        mirror, which need not be the ones the run was trained with.
-        """
-        import keras
-
-        from hubcli.errors import HubcliError
-        from hubcli.train.layer import known_module_paths
-
-        try:
-            with known_module_paths(self.module_paths):
-                return keras.models.load_model(path or self.keras_model)
-        except Exception as err:
-            # Keras wraps a layer's own error (module not found, offline...) in a long TypeError.
-            cause = err
-            while cause is not None and not isinstance(cause, HubcliError):
-                cause = cause.__cause__ or cause.__context__
-            if cause is not None:
-                raise cause from None
-            raise
-
-    def samples(self, limit: int = _MAX_CHECK_SAMPLES) -> np.ndarray | None:
-        """Up to ``limit`` representative inputs as the model takes them (float images or str objects)."""
-        if not self.representative:
-            return None
-        sample_file = self.path / self.representative
-        if not sample_file.is_file():
-            raise NotFoundError(f"run {self.path} lists {self.representative} but the file is missing")
-        with np.load(sample_file, allow_pickle=False) as data:
-            samples = data["inputs"][:limit]
-        return samples.astype(object) if samples.dtype.kind == "U" else samples
-
-    @property
-    def serving_model(self) -> Path:
-        return self.path / "model"
-
-    @property
-    def keras_model(self) -> Path:
-        return self.path / "model.keras"
-
-
-def open_run(path: str | os.PathLike) -> Run:
-    """Read a run directory; ``path`` may also be its ``model/`` or ``model.keras``.
-
-    Example:
-        >>> run = open_run("runs/flowers/model.keras")  # doctest: +SKIP
-        >>> run.path.name, run.labels[:2]  # doctest: +SKIP
-        ('flowers', ['daisy', 'dandelion'])
-    """
-    given = Path(path)
-    if not given.exists():
-        raise NotFoundError(f"no run or model at {given}")
-    run_dir = given if given.is_dir() and (given / "run.json").is_file() else given.parent
-    run_file = run_dir / "run.json"
-    if not run_file.is_file():
-        raise NotFoundError(f"{given} is not a hubcli run directory (no run.json); give the directory retrain-images or classify-text wrote")
-    try:
-        meta = json.loads(run_file.read_text(encoding="utf-8"))
-        task, labels = meta["task"], list(meta["labels"])
-    except (ValueError, KeyError, TypeError) as err:
-        raise ExportError(f"{run_file} is damaged: {err}") from None
-    size = meta.get("image_size")
-    module_paths = {
-        part["handle"]: part["path"]
-        for part in (meta.get("module"), meta.get("preprocessor"))
-        if isinstance(part, dict) and part.get("handle") and part.get("path") and Path(part["path"]).is_dir()
-    }
-    return Run(run_dir, task, labels, tuple(size) if size else None, meta.get("representative"), module_paths)
 
 
 @dataclass(frozen=True)
@@ -196,7 +111,7 @@ class ExportResult:
 
 def default_output(run: Run, format: str, quantize: str = "none") -> Path:
     """``<run>/export/saved_model``, ``.../model.tflite`` (``model_<quantize>.tflite``) or ``.../model.keras``."""
-    export_dir = run.path / "export"
+    export_dir = run.path / EXPORT_DIR
     if format == "savedmodel":
         return export_dir / "saved_model"
     if format == "keras":
@@ -241,7 +156,7 @@ def export_run(
         raise UsageError(f"--output for --format {format} must end in {suffix}")
     target.parent.mkdir(parents=True, exist_ok=True)
 
-    from hubcli.train.core import ServingModel, out_of_space
+    from hubcli.train.core import ServingModel
 
     # The reference is computed exactly as evaluate and predict compute a run's answers.
     reference = ServingModel(run).probabilities(samples)
@@ -265,7 +180,7 @@ def export_run(
         _replace(candidate, target)
         return result
     except OSError as err:
-        reason = out_of_space(err)
+        reason = disk_full_reason(err)
         if reason:
             raise ExportError(f"cannot write {target}: {reason}; nothing was written") from None
         raise

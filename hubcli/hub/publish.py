@@ -44,6 +44,7 @@ from typing import Any
 
 from hubcli.errors import ExportError, IntegrityError, InvalidModuleError, NotFoundError, UnsafeContentError, UsageError
 from hubcli.hub.download import sha256_file
+from hubcli.train.rundir import is_run, open_run
 
 EXPORT_KINDS = ("module", "feature-vector", "classification")
 METADATA_SCHEMA = "hubcli.module/1"
@@ -137,7 +138,7 @@ def export_module(
     with tempfile.TemporaryDirectory(prefix=".hubcli-module-", dir=archive.parent) as tmp:
         tmp = Path(tmp)
         if as_ == "module":
-            if (source / "run.json").is_file():
+            if is_run(source):
                 raise UsageError(f"{source} is a run directory; pass --as feature-vector or --as classification")
             module_dir, provenance = source, {"source": str(source.resolve())}
         else:
@@ -191,7 +192,6 @@ def _module_from_run(run_path: Path, target: Path, as_: str) -> tuple[Path, dict
     """Save a run's feature module (head removed) or whole classifier as a Reusable SavedModel."""
     import tensorflow as tf
 
-    from hubcli.export.artifacts import open_run
     from hubcli.train.layer import HubLayer
 
     run = open_run(run_path)
@@ -202,8 +202,7 @@ def _module_from_run(run_path: Path, target: Path, as_: str) -> tuple[Path, dict
     if len(encoders) != 1:
         raise ExportError(f"run {run.path}: expected one hub module in the model, found {len(encoders)}")
     encoder = encoders[0]
-    run_meta = json.loads((run.path / "run.json").read_text(encoding="utf-8"))
-    provenance = {"run": str(run.path.resolve()), "base_module": run_meta.get("module"), "labels": run.labels}
+    provenance = {"run": str(run.path.resolve()), "base_module": run.module, "labels": run.labels}
     if as_ == "feature-vector":
         if encoder.info.format == "tf1_hub":
             raise ExportError("the run used a TF1 Hub format module, which is always frozen: publish the original module instead")

@@ -3,8 +3,8 @@
 A run goes: labelled examples -> stable splits -> module inputs -> features
 (frozen module: from the on-disk feature cache, computing only the misses) ->
 linear softmax head -> optional fine-tuning of the whole model -> a complete
-run directory (see the brief's run-directory contract), written to a temporary
-directory and renamed into place.
+run directory (:mod:`hubcli.train.rundir`), written to a hidden sibling and
+swapped into place.
 
 Everything that depends on the kind of data lives in a :class:`Modality`
 (``hubcli.train.images.ImageModality``, ``hubcli.train.text.TextModality``);
@@ -22,7 +22,7 @@ The Modality interface (duck-typed; ``ImageModality`` is the reference)::
         failures: list[tuple[str, str]]   # (example.key, reason) of examples iter_inputs skipped
 
         @classmethod
-        def from_run(cls, run: hubcli.export.artifacts.Run) -> Modality:   # for evaluate/predict
+        def from_run(cls, run: hubcli.train.rundir.Run) -> Modality:   # for evaluate/predict
 
         def content_hash(self, example: Example) -> str:
             # HEX digest of the example's raw content (image file bytes; utf-8 text, plus anything
@@ -77,14 +77,12 @@ Example (what ``retrain-images`` does):
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
-import shutil
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -93,14 +91,14 @@ import numpy as np
 import tensorflow as tf
 
 from hubcli import console
-from hubcli.errors import DataError, HubcliError, UsageError
-from hubcli.fsio import DISK_FULL_ERRNOS
+from hubcli.errors import DataError, UsageError
+from hubcli.train import rundir
 from hubcli.train.config import TrainConfig
 from hubcli.train.feature_cache import FeatureCache, features_root
 from hubcli.train.metrics import classification_metrics, plot_confusion_matrix, plot_training_curves
+from hubcli.train.rundir import Run, open_run
 from hubcli.train.splits import Example, LabeledData
 
-RUN_SCHEMA = "hubcli.run/1"
 #: Bumped when augment() could produce different pixels for the same (image, copy) seed.
 AUGMENT_VERSION = 1
 _PREDICT_BATCH = 64
@@ -400,50 +398,7 @@ def _raw_inputs(modality, examples: Sequence[Example], batch_size: int) -> tuple
     return (np.concatenate(batches) if batches else np.zeros((0,))), positions
 
 
-# -- the run directory ---------------------------------------------------------------
-
-
-def default_output(name: str, runs_dir: str | os.PathLike = "runs") -> Path:
-    """``runs/<name>``, or ``runs/<name>-2``... when taken: a default never overwrites a run."""
-    base = Path(runs_dir) / (name or "run")
-    candidate, number = base, 1
-    while candidate.exists():
-        number += 1
-        candidate = base.with_name(f"{base.name}-{number}")
-    return candidate
-
-
-def check_output(output: str | os.PathLike, overwrite: bool) -> Path:
-    output = Path(output)
-    if output.exists() and not overwrite:
-        raise UsageError(f"{output} already exists; choose another --output or pass --overwrite")
-    if output.exists() and not (output / "run.json").is_file():
-        raise UsageError(f"{output} exists and is not a hubcli run; refusing to replace it")
-    return output
-
-
-def out_of_space(err: BaseException) -> str | None:
-    """Why a write failed for lack of space, else None.
-
-    Python's writes raise OSError with an errno; shutil.copytree (an OSError without one)
-    and TensorFlow's own file ops (tf.errors) fold the OS message into a long text.
-    """
-    if isinstance(err, OSError) and err.errno in DISK_FULL_ERRNOS:
-        return err.strerror
-    if isinstance(err, (OSError, tf.errors.OpError)):
-        return next((os.strerror(code) for code in DISK_FULL_ERRNOS if os.strerror(code) in str(err)), None)
-    return None
-
-
-def _publish(staging: Path, output: Path) -> None:
-    """Swap the finished staging directory into place; an old run is removed only afterwards."""
-    retired = None
-    if output.exists():
-        retired = output.with_name(f".{output.name}.old-{uuid.uuid4().hex[:8]}")
-        os.replace(output, retired)
-    os.replace(staging, output)
-    if retired is not None:
-        shutil.rmtree(retired, ignore_errors=True)
+# -- writing the run directory -----------------------------------------------------
 
 
 def _save_serving_model(model, modality, labels: Sequence[str], path: Path) -> None:
@@ -484,23 +439,13 @@ def train(
 
     Returns the summary that ``--json`` prints (also the core of metrics.json).
     """
-    output = check_output(output, overwrite)
+    output = rundir.check_output(output, overwrite)
     if config.fine_tune and module.info.format == "tf1_hub":
         raise UsageError("--fine-tune needs a TF2 module; TF1 Hub format modules can only be used frozen")
     if config.augment_copies and not modality.supports_augmentation:
         raise UsageError(f"{modality.task} data has no augmentation; drop --augment")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    staging = output.parent / f".{output.name}.partial-{uuid.uuid4().hex[:8]}"
-    staging.mkdir()
-    try:
+    with rundir.staged_run(output) as staging:
         summary = _train_into(staging, data, modality, module, config, data_config or {})
-        _publish(staging, output)
-    except BaseException as err:
-        shutil.rmtree(staging, ignore_errors=True)
-        reason = out_of_space(err)
-        if reason:
-            raise HubcliError(f"cannot write the run directory {output}: {reason}; nothing was changed there") from None
-        raise
     summary["output"] = str(output)
     return summary
 
@@ -544,7 +489,7 @@ def _train_into(staging: Path, data: LabeledData, modality, module: ModuleRef, c
         (x_train, _one_hot(y_train, num_classes)),
         (x["validation"], _one_hot(y["validation"], num_classes)) if has_validation else None,
         config,
-        staging / "logs" / "head" if config.tensorboard else None,
+        staging / rundir.LOGS_DIR / "head" if config.tensorboard else None,
     )
 
     inputs = modality.keras_input()
@@ -578,13 +523,13 @@ def _train_into(staging: Path, data: LabeledData, modality, module: ModuleRef, c
     history = _merge_history(*histories)
 
     # Everything below writes the run directory (still the staging copy).
-    (staging / "labels.txt").write_text("".join(f"{name}\n" for name in labels), encoding="utf-8")
-    model.save(staging / "model.keras")
-    _save_serving_model(model, modality, labels, staging / "model")
+    (staging / rundir.LABELS_FILE).write_text("".join(f"{name}\n" for name in labels), encoding="utf-8")
+    model.save(staging / rundir.KERAS_MODEL_FILE)
+    _save_serving_model(model, modality, labels, staging / rundir.SERVING_MODEL_DIR)
     picked = _evenly_spaced(len(data.train), modality.representative_limit)
     sample_raw = raw["train"][picked] if "train" in raw else _raw_inputs(modality, [data.train[i] for i in picked], config.extraction_batch_size)[0]
-    _save_representative(modality, sample_raw, staging / "representative.npz")
-    plots = staging / "plots"
+    _save_representative(modality, sample_raw, staging / rundir.REPRESENTATIVE_FILE)
+    plots = staging / rundir.PLOTS_DIR
     plots.mkdir()
     plot_training_curves(history, plots / "training_curves.png", phase_starts=[len(head_history.get("loss", []))] if config.fine_tune else [])
     plot_confusion_matrix(metrics["confusion_matrix"], labels, plots / "confusion_matrix.png")
@@ -605,18 +550,15 @@ def _train_into(staging: Path, data: LabeledData, modality, module: ModuleRef, c
         "skipped": [{"key": key, "reason": reason} for key, reason in modality.failures],
         "history": history,
     }
-    run_meta = {
-        "schema": RUN_SCHEMA,
-        "task": modality.task,
-        "module": module.to_json(),
-        **modality.run_fields(),
-        "labels": labels,
-        "config": {**config.to_json(), **data_config, "data": data.origin},
-        "representative": "representative.npz",
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-    (staging / "run.json").write_text(json.dumps(run_meta, indent=2) + "\n", encoding="utf-8")
-    (staging / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    rundir.write_run_record(
+        staging,
+        task=modality.task,
+        module=module.to_json(),
+        modality_fields=modality.run_fields(),
+        labels=labels,
+        config={**config.to_json(), **data_config, "data": data.origin},
+    )
+    (staging / rundir.METRICS_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return summary
 
 
@@ -650,7 +592,7 @@ def _fine_tune(model, modality, raw: dict, y: dict, config: TrainConfig, num_cla
         epochs=config.fine_tune_epochs,
         validation_data=validation,
         shuffle=False,  # the dataset reshuffles itself each epoch
-        callbacks=_callbacks(config, config.fine_tune_epochs, validation is not None, "fine-tuning", staging / "logs" / "fine_tune" if config.tensorboard else None),
+        callbacks=_callbacks(config, config.fine_tune_epochs, validation is not None, "fine-tuning", staging / rundir.LOGS_DIR / "fine_tune" if config.tensorboard else None),
         verbose=0,
     ).history
 
@@ -658,8 +600,8 @@ def _fine_tune(model, modality, raw: dict, y: dict, config: TrainConfig, num_cla
 # -- using a finished run: evaluate and predict --------------------------------------
 
 
-def modality_for_run(run):
-    """The Modality that reads data for a run (``hubcli.export.artifacts.Run``), chosen by its task."""
+def modality_for_run(run: Run):
+    """The Modality that reads data for a run, chosen by its task."""
     if run.task == "image":
         from hubcli.train.images import ImageModality
 
@@ -674,14 +616,10 @@ def modality_for_run(run):
 class ServingModel:
     """A run's ``model/`` SavedModel, called through ``serving_default`` in batches."""
 
-    def __init__(self, run):
-        import importlib
-
-        meta = json.loads((run.path / "run.json").read_text(encoding="utf-8"))
-        # A text run's BERT-style preprocessor (run.json "preprocessor") may need its own ops.
-        for part in (meta.get("module"), meta.get("preprocessor")):
-            for library in (part or {}).get("op_libraries", []):
-                importlib.import_module(library)
+    def __init__(self, run: Run):
+        # A text run's BERT-style preprocessor may need its own ops, as its module may.
+        for library in run.op_libraries:
+            importlib.import_module(library)
         model_dir = run.serving_model
         if not (model_dir / "saved_model.pb").is_file():
             raise DataError(f"run {run.path} has no model/ SavedModel")
@@ -702,8 +640,6 @@ def evaluate(model_path: str | os.PathLike, data_path: str | os.PathLike, **load
 
     Class names must be the model's; a class the model does not know is an error.
     """
-    from hubcli.export.artifacts import open_run
-
     run = open_run(model_path)
     modality = modality_for_run(run)
     data_labels, examples = modality.load_evaluation_data(data_path, **load_options)
@@ -738,8 +674,6 @@ def evaluate(model_path: str | os.PathLike, data_path: str | os.PathLike, **load
 
 def predict(model_path: str | os.PathLike, items: Sequence[str], top_k: int = 1) -> dict:
     """Top-k classes for each item (image files, or sentences for a text run)."""
-    from hubcli.export.artifacts import open_run
-
     if top_k < 1:
         raise UsageError("--top-k must be at least 1")
     if not items:

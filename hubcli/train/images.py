@@ -35,6 +35,7 @@ import numpy as np
 
 from hubcli import console
 from hubcli.errors import DataError, InvalidModuleError, NotFoundError, UsageError
+from hubcli.train.rundir import default_output, holds_runs, is_run
 from hubcli.train.splits import SPLIT_FOLDERS, Example, LabeledData
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".gif", ".bmp", ".webp"})
@@ -48,27 +49,11 @@ def _visible(path: Path) -> bool:
     return not path.name.startswith(".")
 
 
-def _is_run(path: Path) -> bool:
-    return (path / "run.json").is_file()
-
-
-def _holds_runs(path: Path) -> bool:
-    """A run directory, or a folder of only runs (the default ``runs/``).
-
-    ``cd flowers && hubcli retrain-images .`` writes runs/ beside the class folders;
-    their plots must not become a class of images on the next run.
-    """
-    if _is_run(path):
-        return True
-    children = [child for child in path.iterdir() if _visible(child)]
-    return bool(children) and all(child.is_dir() and _is_run(child) for child in children)
-
-
 def _image_files(folder: Path) -> list[Path]:
     """Image files under ``folder`` (recursively), skipping hidden files and folders and runs, sorted."""
     found = []
     for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and not _is_run(Path(dirpath) / d))
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and not is_run(Path(dirpath) / d))
         found.extend(
             Path(dirpath) / name
             for name in sorted(filenames)
@@ -78,7 +63,7 @@ def _image_files(folder: Path) -> list[Path]:
 
 
 def _class_folders(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_dir() and _visible(p) and not _holds_runs(p))
+    return sorted(p for p in folder.iterdir() if p.is_dir() and _visible(p) and not holds_runs(p))
 
 
 def scan_image_folder(root: str | os.PathLike) -> tuple[list[str], list[Example]]:
@@ -422,7 +407,7 @@ def retrain_images(
     modality = ImageModality(module_image_size(module.info, image_size, module_handle))
     if not tfds_name:
         report_duplicates(data.all_examples(), {e.key: modality.content_hash(e) for e in data.all_examples()})
-    output = training.default_output(name) if output is None else output
+    output = default_output(name) if output is None else output
     return training.train(
         data,
         modality,

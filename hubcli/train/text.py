@@ -48,6 +48,7 @@ import numpy as np
 
 from hubcli import console
 from hubcli.errors import DataError, NotFoundError, UsageError
+from hubcli.train.rundir import default_output
 from hubcli.train.splits import SPLIT_FOLDERS, Example, LabeledData
 
 #: Column (or JSON key) names tried, in order, when none is given. Compared case-insensitively.
@@ -663,7 +664,7 @@ def classify_text(
     preprocessor = training.ModuleRef.resolve(preprocessor_handle, settings) if preprocessor_handle else None
     if output is None:
         source = Path(dataset.source.removeprefix("tfds:")).resolve()
-        output = training.default_output(source.stem if source.is_file() else source.name)
+        output = default_output(source.stem if source.is_file() else source.name)
     data_config = {
         "validation_split": validation_split,
         "test_split": test_split,
