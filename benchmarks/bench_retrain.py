@@ -215,10 +215,11 @@ def bench_head_settings(data_dir: Path, module: Path, work: Path, folds: int = 5
     from hubcli.train import core as training
     from hubcli.train.feature_cache import FeatureCache, features_root
     from hubcli.train.images import ImageModality, scan_image_folder
+    from hubcli.train.module_ref import ModuleRef
 
     settings = _settings(work / "warm-cache")
     labels, examples = scan_image_folder(data_dir)
-    module_ref = training.ModuleRef.resolve(str(module), settings)
+    module_ref = ModuleRef.resolve(str(module), settings)
     modality = ImageModality(module_ref.info.image_size)
     cache = FeatureCache(features_root(settings.cache_dir), module_ref.sha256, modality.preprocessing)
     extractor = training.FeatureExtractor(modality, modality.build_encoder(module_ref, False), cache)

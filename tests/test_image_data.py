@@ -239,3 +239,10 @@ def test_tfds_dataset_by_name_keeps_its_own_test_split(tmp_path):
     assert isinstance(data.train[0].source, bytes) and pixels.shape == (8, 8, 3)
     with pytest.raises(DataError, match="cannot load TFDS dataset 'no_such_dataset_xyz'"):
         load_tfds("no_such_dataset_xyz", data_dir=tmp_path / "tfds")
+
+
+def test_both_modalities_implement_the_protocol():
+    from hubcli.train.modality import Modality
+    from hubcli.train.text import TextModality
+
+    assert isinstance(ImageModality((8, 8)), Modality) and isinstance(TextModality(), Modality)

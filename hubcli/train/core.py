@@ -6,57 +6,9 @@ linear softmax head -> optional fine-tuning of the whole model -> a complete
 run directory (:mod:`hubcli.train.rundir`), written to a hidden sibling and
 swapped into place.
 
-Everything that depends on the kind of data lives in a :class:`Modality`
-(``hubcli.train.images.ImageModality``, ``hubcli.train.text.TextModality``);
+Everything that depends on the kind of data lives in a
+:class:`~hubcli.train.modality.Modality` (``ImageModality``, ``TextModality``);
 this module never looks at pixels or characters.
-
-The Modality interface (duck-typed; ``ImageModality`` is the reference)::
-
-    class Modality:
-        task: str                     # "image" | "text": run.json "task"; evaluate/predict dispatch on it
-        preprocessing: str            # stable id of every step from raw example to module input (size,
-                                      # resize method, decoder version...). Part of every feature-cache
-                                      # key: change it whenever the module's input could change.
-        supports_augmentation: bool   # False for text: --augment is refused, fine-tuning uses none
-        representative_limit: int     # at most this many training inputs go to representative.npz (<= 200)
-        failures: list[tuple[str, str]]   # (example.key, reason) of examples iter_inputs skipped
-
-        @classmethod
-        def from_run(cls, run: hubcli.train.rundir.Run) -> Modality:   # for evaluate/predict
-
-        def content_hash(self, example: Example) -> str:
-            # HEX digest of the example's raw content (image file bytes; utf-8 text, plus anything
-            # else that changes the module input). Never the path, label or split.
-
-        def iter_inputs(self, examples, batch_size) -> Iterator[tuple[list[int], np.ndarray]]:
-            # Yields (positions in `examples`, batch of RAW inputs), pipelined (decode ahead in
-            # threads while the module runs). Raw = compact arrays kept in memory: uint8
-            # [b, h, w, 3] for images, object/str array [b] for text. Unreadable examples are
-            # skipped and appended to self.failures.
-
-        def model_inputs(self, raw: tf.Tensor) -> tf.Tensor:
-            # In-graph: raw batch -> what the Keras model (and module) take. Images: float32
-            # [b, h, w, 3] in [0, 1]; text: tf.string [b] (identity).
-
-        def augment(self, raw: tf.Tensor, seeds: tf.Tensor) -> tf.Tensor:
-            # Seeded augmentation of a RAW batch (same dtype and shape out); seeds int32 [b, 2],
-            # one stateless seed per example so cached augmented copies are reproducible.
-            # Only called when supports_augmentation.
-
-        def keras_input(self) -> keras.KerasTensor:      # keras.Input((h, w, 3)) / keras.Input((), dtype="string")
-
-        def build_encoder(self, module: ModuleRef, trainable: bool) -> keras.layers.Layer:
-            # model inputs -> features. Image: HubLayer(module.layer_handle, trainable=...,
-            # settings=module.settings). Text with a preprocessor: a layer running both.
-
-        def serving_signatures(self, model: keras.Model, labels) -> dict[str, tf.function]:
-            # tf.functions with input_signature for model/; each returns
-            # classify_outputs(model(x, training=False), labels). Image: serving_default(images),
-            # serve_bytes(image_bytes); text: serving_default(text).
-
-        def run_fields(self) -> dict:                    # {"image_size": [h, w]} / {"image_size": None}
-        def load_evaluation_data(self, path, **options) -> tuple[list[str], list[Example]]:  # `evaluate`
-        def prediction_inputs(self, items: Sequence[str]) -> np.ndarray:  # `predict`: model inputs
 
 The core's entry points: ``train(data, modality, module, config, output, overwrite=False,
 data_config=None) -> summary``, ``evaluate(model_path, data_path, **options)``,
@@ -67,7 +19,7 @@ metrics, plots and run directory are the core's.
 
 Example (what ``retrain-images`` does):
     >>> from hubcli import image_data, training  # doctest: +SKIP
-    >>> module = training.ModuleRef.resolve("efficientnet_lite0", settings)  # doctest: +SKIP
+    >>> module = ModuleRef.resolve("efficientnet_lite0", settings)  # doctest: +SKIP
     >>> modality = image_data.ImageModality(module.info.image_size)  # doctest: +SKIP
     >>> data = image_data.load_image_folder("flowers/", validation_split=0.1, test_split=0.1)  # doctest: +SKIP
     >>> summary = training.train(data, modality, module, training.TrainConfig(), "runs/flowers")  # doctest: +SKIP
@@ -84,7 +36,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import keras
 import numpy as np
@@ -96,46 +47,14 @@ from hubcli.train import rundir
 from hubcli.train.config import TrainConfig
 from hubcli.train.feature_cache import FeatureCache, features_root
 from hubcli.train.metrics import classification_metrics, plot_confusion_matrix, plot_training_curves
+from hubcli.train.modality import Modality
+from hubcli.train.module_ref import ModuleRef
 from hubcli.train.rundir import Run, open_run
 from hubcli.train.splits import Example, LabeledData
 
 #: Bumped when augment() could produce different pixels for the same (image, copy) seed.
 AUGMENT_VERSION = 1
 _PREDICT_BATCH = 64
-
-
-@dataclass
-class ModuleRef:
-    """A resolved module: what the user typed, where it lies, its content digest and inspection."""
-
-    handle: str
-    path: Path
-    sha256: str
-    info: Any
-    settings: Any = None
-
-    @classmethod
-    def resolve(cls, handle: str, settings) -> ModuleRef:
-        from hubcli.hub.pull import resolve_module_path
-        from hubcli.savedmodel.inspector import content_digest, inspect_module
-
-        path = Path(resolve_module_path(handle, settings))
-        digest = content_digest(path).split(":")[-1]
-        return cls(handle=handle, path=path, sha256=digest, info=inspect_module(path), settings=settings)
-
-    @property
-    def layer_handle(self) -> str:
-        """The handle a saved HubLayer keeps: an absolute path for local modules, else the handle."""
-        local = Path(self.handle).expanduser()
-        return str(local.resolve()) if local.exists() else self.handle
-
-    def to_json(self) -> dict:
-        return {
-            "handle": self.handle,
-            "path": str(self.path),
-            "sha256": self.sha256,
-            "op_libraries": list(getattr(self.info, "op_libraries", None) or []),
-        }
 
 
 def classify_outputs(probabilities, labels: Sequence[str]) -> dict:
@@ -174,7 +93,7 @@ class FeatureExtractor:
     decoding pipelined ahead by the modality.
     """
 
-    def __init__(self, modality, encoder, cache: FeatureCache | None, batch_size: int = 32):
+    def __init__(self, modality: Modality, encoder, cache: FeatureCache | None, batch_size: int = 32):
         self.modality = modality
         self.cache = cache
         self.batch_size = batch_size
@@ -380,7 +299,7 @@ def _merge_history(*histories: dict) -> dict[str, list[float]]:
     return {k: v for k, v in merged.items() if v}
 
 
-def _predict(model, modality, raw: np.ndarray) -> np.ndarray:
+def _predict(model, modality: Modality, raw: np.ndarray) -> np.ndarray:
     """Probabilities of the full model on raw inputs, batched, inference mode."""
     outputs = [
         model(modality.model_inputs(tf.constant(raw[start : start + _PREDICT_BATCH])), training=False).numpy()
@@ -389,7 +308,7 @@ def _predict(model, modality, raw: np.ndarray) -> np.ndarray:
     return np.concatenate(outputs) if outputs else np.zeros((0, model.output_shape[-1]), np.float32)
 
 
-def _raw_inputs(modality, examples: Sequence[Example], batch_size: int) -> tuple[np.ndarray, list[int]]:
+def _raw_inputs(modality: Modality, examples: Sequence[Example], batch_size: int) -> tuple[np.ndarray, list[int]]:
     """All raw inputs of ``examples`` in memory (fine-tuning, representative samples)."""
     positions, batches = [], []
     for batch_positions, raw in modality.iter_inputs(examples, batch_size):
@@ -401,13 +320,13 @@ def _raw_inputs(modality, examples: Sequence[Example], batch_size: int) -> tuple
 # -- writing the run directory -----------------------------------------------------
 
 
-def _save_serving_model(model, modality, labels: Sequence[str], path: Path) -> None:
+def _save_serving_model(model, modality: Modality, labels: Sequence[str], path: Path) -> None:
     holder = tf.Module()
     holder.model = model
     tf.saved_model.save(holder, str(path), signatures=modality.serving_signatures(model, labels))
 
 
-def _save_representative(modality, raw: np.ndarray, path: Path) -> None:
+def _save_representative(modality: Modality, raw: np.ndarray, path: Path) -> None:
     inputs = modality.model_inputs(tf.constant(raw))
     if inputs.dtype == tf.string:
         values = np.asarray([value.decode("utf-8") for value in inputs.numpy()], dtype=str)
@@ -428,7 +347,7 @@ def _evenly_spaced(count: int, limit: int) -> list[int]:
 
 def train(
     data: LabeledData,
-    modality,
+    modality: Modality,
     module: ModuleRef,
     config: TrainConfig,
     output: str | os.PathLike,
@@ -450,7 +369,7 @@ def train(
     return summary
 
 
-def _train_into(staging: Path, data: LabeledData, modality, module: ModuleRef, config: TrainConfig, data_config: dict) -> dict:
+def _train_into(staging: Path, data: LabeledData, modality: Modality, module: ModuleRef, config: TrainConfig, data_config: dict) -> dict:
     started = time.perf_counter()
     keras.utils.set_random_seed(config.seed)
     labels = data.labels
@@ -562,7 +481,7 @@ def _train_into(staging: Path, data: LabeledData, modality, module: ModuleRef, c
     return summary
 
 
-def _fine_tune(model, modality, raw: dict, y: dict, config: TrainConfig, num_classes: int, staging: Path) -> dict:
+def _fine_tune(model, modality: Modality, raw: dict, y: dict, config: TrainConfig, num_classes: int, staging: Path) -> dict:
     """Train the whole model (module included) on augmented raw inputs at the fine-tuning rate."""
     train_raw = raw["train"]
     augment = modality.supports_augmentation
@@ -600,7 +519,7 @@ def _fine_tune(model, modality, raw: dict, y: dict, config: TrainConfig, num_cla
 # -- using a finished run: evaluate and predict --------------------------------------
 
 
-def modality_for_run(run: Run):
+def modality_for_run(run: Run) -> Modality:
     """The Modality that reads data for a run, chosen by its task."""
     if run.task == "image":
         from hubcli.train.images import ImageModality

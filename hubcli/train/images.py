@@ -209,7 +209,7 @@ def decode_failure(err: Exception) -> str:
 
 
 class ImageModality:
-    """The image side of the training core (see hubcli.train.core for the interface)."""
+    """Images as module inputs: a :class:`~hubcli.train.modality.Modality`."""
 
     task = "image"
     supports_augmentation = True
@@ -394,6 +394,7 @@ def retrain_images(
 ) -> dict:
     """The library behind ``hubcli retrain-images``: data + module -> a run directory."""
     from hubcli.train import core as training
+    from hubcli.train.module_ref import ModuleRef
 
     if (data_dir is None) == (tfds_name is None):
         raise UsageError("give a DATA_DIR or --tfds NAME (one of them)")
@@ -403,7 +404,7 @@ def retrain_images(
     else:
         data = load_image_folder(data_dir, validation_split, test_split)
         name = Path(data_dir).resolve().name
-    module = training.ModuleRef.resolve(module_handle, settings)
+    module = ModuleRef.resolve(module_handle, settings)
     modality = ImageModality(module_image_size(module.info, image_size, module_handle))
     if not tfds_name:
         report_duplicates(data.all_examples(), {e.key: modality.content_hash(e) for e in data.all_examples()})

@@ -48,6 +48,7 @@ import numpy as np
 
 from hubcli import console
 from hubcli.errors import DataError, NotFoundError, UsageError
+from hubcli.train.module_ref import ModuleRef
 from hubcli.train.rundir import default_output
 from hubcli.train.splits import SPLIT_FOLDERS, Example, LabeledData
 
@@ -501,11 +502,11 @@ REPRESENTATIVE_TEXTS = 200
 
 
 class TextModality:
-    """Sentences as module inputs (see :mod:`hubcli.train.core` for the interface).
+    """Sentences as module inputs: a :class:`~hubcli.train.modality.Modality`.
 
     Raw inputs are the sentences themselves (``tf.string [batch]``): the module
     tokenizes, handles unknown words and truncates long texts. With a
-    ``preprocessor`` (a resolved ``training.ModuleRef``), the encoder is a
+    ``preprocessor`` (a resolved :class:`~hubcli.train.module_ref.ModuleRef`), the encoder is a
     :class:`~hubcli.train.layer.PreprocessedEncoder` and the preprocessor's
     digest is part of every cached feature's key.
 
@@ -538,6 +539,10 @@ class TextModality:
             yield list(range(start, start + len(batch))), np.array([e.source for e in batch], dtype=object)
 
     def model_inputs(self, raw):
+        return raw
+
+    def augment(self, raw, seeds):
+        """Sentences are not augmented (``supports_augmentation`` is False): the identity."""
         return raw
 
     def keras_input(self):
@@ -660,8 +665,8 @@ def classify_text(
     # Imported only now, so bad data or a wrong module is reported without waiting for TensorFlow.
     from hubcli.train import core as training
 
-    module = training.ModuleRef.resolve(module_handle, settings)
-    preprocessor = training.ModuleRef.resolve(preprocessor_handle, settings) if preprocessor_handle else None
+    module = ModuleRef.resolve(module_handle, settings)
+    preprocessor = ModuleRef.resolve(preprocessor_handle, settings) if preprocessor_handle else None
     if output is None:
         source = Path(dataset.source.removeprefix("tfds:")).resolve()
         output = default_output(source.stem if source.is_file() else source.name)
