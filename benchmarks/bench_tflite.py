@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     from hubcli.config import Settings
     from hubcli.export.artifacts import export_run
-    from hubcli.train.core import TrainConfig
+    from hubcli.train.config import TrainConfig
     from hubcli.train.images import retrain_images
     from hubcli.train.rundir import open_run
 

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from hubcli.config import Settings
-from hubcli.train.core import TrainConfig
+from hubcli.train.config import TrainConfig
 from hubcli.train.text import classify_text, load_text_dataset
 from tests.helpers import text_corpus
 from tests.helpers.text_modules import build_text_encoder, build_text_preprocessor

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 def image_run(tiny_image_module, tmp_path_factory):
     """A real retrain-images run on learnable synthetic images (frozen tiny module)."""
     from hubcli.config import Settings
-    from hubcli.train.core import TrainConfig
+    from hubcli.train.config import TrainConfig
     from hubcli.train.images import retrain_images
 
     root = tmp_path_factory.mktemp("export_run")
@@ -36,7 +36,7 @@ def image_run(tiny_image_module, tmp_path_factory):
 def text_run(tiny_text_module, tmp_path_factory):
     """A real classify-text run on the tiny hashed bag-of-words module."""
     from hubcli.config import Settings
-    from hubcli.train.core import TrainConfig
+    from hubcli.train.config import TrainConfig
     from hubcli.train.text import classify_text
     from tests.helpers import text_corpus
 

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 def tuned_run(tiny_image_module, tmp_path_factory):
     """A real retrain-images run that fine-tuned the tiny module (so its weights moved)."""
     from hubcli.config import Settings
-    from hubcli.train.core import TrainConfig
+    from hubcli.train.config import TrainConfig
     from hubcli.train.images import retrain_images
 
     root = tmp_path_factory.mktemp("publish_run")
@@ -133,7 +133,7 @@ def test_feature_vector_round_trip_export_publish_pull_inspect_retrain(tuned_run
     from hubcli.hub.publish import export_module, publish_module
     from hubcli.hub.pull import pull
     from hubcli.savedmodel.inspector import inspect_module
-    from hubcli.train.core import TrainConfig
+    from hubcli.train.config import TrainConfig
     from hubcli.train.images import retrain_images
     from hubcli.train.layer import HubLayer
 

@@ -607,7 +607,7 @@ def evaluate_command(
     quiet: QuietOpt = False,
 ) -> None:
     """Accuracy, per-class precision/recall/F1 and confusion matrix of a trained run on labelled data."""
-    from hubcli.train.core import evaluate
+    from hubcli.train.inference import evaluate
 
     _start(quiet, json_output)
     text_options = {"text_column": text_column, "label_column": label_column, "encoding": encoding}
@@ -628,7 +628,7 @@ def predict_command(
     quiet: QuietOpt = False,
 ) -> None:
     """Classify inputs with a trained run: top-k class names and probabilities."""
-    from hubcli.train.core import predict
+    from hubcli.train.inference import predict
 
     _start(quiet, json_output)
     from hubcli.train.rundir import open_run

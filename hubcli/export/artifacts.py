@@ -156,7 +156,7 @@ def export_run(
         raise UsageError(f"--output for --format {format} must end in {suffix}")
     target.parent.mkdir(parents=True, exist_ok=True)
 
-    from hubcli.train.core import ServingModel
+    from hubcli.train.serving import ServingModel
 
     # The reference is computed exactly as evaluate and predict compute a run's answers.
     reference = ServingModel(run).probabilities(samples)

@@ -35,6 +35,7 @@ import numpy as np
 
 from hubcli import console
 from hubcli.errors import DataError, InvalidModuleError, NotFoundError, UsageError
+from hubcli.train.module_ref import ModuleRef
 from hubcli.train.rundir import default_output, holds_runs, is_run
 from hubcli.train.splits import SPLIT_FOLDERS, Example, LabeledData
 
@@ -300,7 +301,7 @@ class ImageModality:
     def serving_signatures(self, model, labels: Sequence[str]) -> dict:
         import tensorflow as tf
 
-        from hubcli.train.core import classify_outputs
+        from hubcli.train.serving import classify_outputs
 
         height, width = self.image_size
 
@@ -393,8 +394,7 @@ def retrain_images(
     image_size: tuple[int, int] | None = None,
 ) -> dict:
     """The library behind ``hubcli retrain-images``: data + module -> a run directory."""
-    from hubcli.train import core as training
-    from hubcli.train.module_ref import ModuleRef
+    from hubcli.train.core import train
 
     if (data_dir is None) == (tfds_name is None):
         raise UsageError("give a DATA_DIR or --tfds NAME (one of them)")
@@ -409,12 +409,12 @@ def retrain_images(
     if not tfds_name:
         report_duplicates(data.all_examples(), {e.key: modality.content_hash(e) for e in data.all_examples()})
     output = default_output(name) if output is None else output
-    return training.train(
+    return train(
         data,
         modality,
-        module,
-        config,
-        output,
+        module=module,
+        config=config,
+        output=output,
         overwrite=overwrite,
         data_config={"validation_split": validation_split, "test_split": test_split},
     )

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
+from hubcli import console
 from hubcli.train.module_ref import ModuleRef
 from hubcli.train.rundir import Run
 from hubcli.train.splits import Example
@@ -100,3 +101,11 @@ class Modality(Protocol):
     def prediction_inputs(self, items: Sequence[str]) -> np.ndarray:
         """Model inputs for ``predict`` (image files, sentences); one clear error for a bad item."""
         ...
+
+
+def warn_skipped(failures: Sequence[tuple[str, str]]) -> None:
+    """One warning naming the examples a modality could not read (the first ten, with reasons)."""
+    if failures:
+        shown = ", ".join(f"{key} ({reason})" for key, reason in failures[:10])
+        more = f" and {len(failures) - 10} more" if len(failures) > 10 else ""
+        console.warn(f"skipped {len(failures)} unreadable example(s): {shown}{more}")

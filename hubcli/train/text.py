@@ -562,7 +562,7 @@ class TextModality:
     def serving_signatures(self, model, labels: Sequence[str]) -> dict:
         import tensorflow as tf
 
-        from hubcli.train.core import classify_outputs
+        from hubcli.train.serving import classify_outputs
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
         def serving_default(text):
@@ -574,7 +574,7 @@ class TextModality:
         preprocessor = self.preprocessor.to_json() if self.preprocessor is not None else None
         return {"image_size": None, "preprocessor": preprocessor}
 
-    # -- using a finished run (training.evaluate / training.predict) ------------------------
+    # -- using a finished run (evaluate, predict) ----------------------------------------------
     @classmethod
     def from_run(cls, run) -> TextModality:
         # The run's model/ carries the preprocessor; evaluation feeds it raw sentences.
@@ -649,7 +649,7 @@ def classify_text(
 
     Example:
         >>> from hubcli import Settings  # doctest: +SKIP
-        >>> from hubcli.train.core import TrainConfig  # doctest: +SKIP
+        >>> from hubcli.train.config import TrainConfig  # doctest: +SKIP
         >>> summary = classify_text("imdb_labelled.txt", ".modules/minilm_l6_v2", Settings.load(), TrainConfig())  # doctest: +SKIP
         >>> summary["accuracy"], summary["output"]  # doctest: +SKIP
         (0.8913, 'runs/imdb_labelled')
@@ -663,7 +663,7 @@ def classify_text(
     split = dataset.split(validation_split, test_split)
     check_text_module(module_handle, preprocessor_handle, settings)
     # Imported only now, so bad data or a wrong module is reported without waiting for TensorFlow.
-    from hubcli.train import core as training
+    from hubcli.train.core import train
 
     module = ModuleRef.resolve(module_handle, settings)
     preprocessor = ModuleRef.resolve(preprocessor_handle, settings) if preprocessor_handle else None
@@ -677,7 +677,9 @@ def classify_text(
         "columns": dataset.columns or None,
         "skipped_empty_texts": dataset.skipped_empty,
     }
-    return training.train(split, TextModality(preprocessor), module, config, output, overwrite=overwrite, data_config=data_config)
+    return train(
+        split, TextModality(preprocessor), module=module, config=config, output=output, overwrite=overwrite, data_config=data_config
+    )
 
 
 def check_text_module(module_handle: str, preprocessor_handle: str | None, settings) -> None:
