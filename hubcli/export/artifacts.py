@@ -45,11 +45,11 @@ import numpy as np
 
 from hubcli.errors import ExportError, UsageError
 from hubcli.fsio import disk_full_reason
+from hubcli.train.batches import in_batches
 from hubcli.train.rundir import EXPORT_DIR, Run, open_run
 
 FORMATS = ("savedmodel", "tflite", "keras")
 DEFAULT_MIN_AGREEMENT = 0.99
-_BATCH = 32
 
 
 @dataclass(frozen=True)
@@ -231,30 +231,22 @@ def _export_tflite(run: Run, samples: np.ndarray, candidate: Path, reference: np
 
 
 def _signature_probabilities(loaded, signature: str, inputs: np.ndarray) -> np.ndarray:
-    """Run one signature of an exported SavedModel over ``inputs`` in batches; returns its probabilities.
+    """Run one signature of an exported SavedModel over ``inputs``; returns its probabilities.
 
-    (The run's own model goes through ``training.ServingModel``, which also loads the op
-    libraries; by the time an export is checked they are loaded.)
+    (The run's own model goes through ``ServingModel``, which also loads the op libraries;
+    by the time an export is checked they are loaded.)
     """
-    import tensorflow as tf
+    from hubcli.train.serving import signature_probabilities
 
     if signature not in loaded.signatures:
         raise ExportError(f"the exported model has no {signature!r} signature (it has {', '.join(sorted(loaded.signatures)) or 'none'})")
-    function = loaded.signatures[signature]
-    (input_name,) = function.structured_input_signature[1]
-    outputs = []
-    for start in range(0, len(inputs), _BATCH):
-        batch = tf.constant(inputs[start : start + _BATCH])
-        outputs.append(function(**{input_name: batch})["probabilities"].numpy())
-    return np.concatenate(outputs)
+    return signature_probabilities(loaded.signatures[signature], inputs)
 
 
 def _predict_keras(model, inputs: np.ndarray) -> np.ndarray:
     import tensorflow as tf
 
-    return np.concatenate(
-        [np.asarray(model(tf.constant(inputs[s : s + _BATCH]), training=False)) for s in range(0, len(inputs), _BATCH)]
-    )
+    return in_batches(lambda batch: model(tf.constant(batch), training=False), inputs)
 
 
 def _png_bytes(images: np.ndarray) -> np.ndarray:
