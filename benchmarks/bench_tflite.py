@@ -35,7 +35,8 @@ MODES = ("none", "dynamic", "float16", "int8")
 
 def _held_out(data_dir: Path, size: tuple[int, int], validation_split: float, test_split: float):
     """The run's own test split (same stable hash), decoded as the model takes it."""
-    from hubcli.train.images import decode_image, load_image_folder, read_source
+    from hubcli.train.image_decode import decode_image, read_source
+    from hubcli.train.images import load_image_folder
 
     data = load_image_folder(data_dir, validation_split, test_split)
     images = np.stack([decode_image(read_source(e.source), size) for e in data.test]).astype(np.float32) / 255.0

@@ -20,7 +20,8 @@ import pytest
 
 from hubcli.config import Settings
 from hubcli.train.config import TrainConfig
-from hubcli.train.text import classify_text, load_text_dataset
+from hubcli.train.text import classify_text
+from hubcli.train.text_dataset import load_text_dataset
 from tests.helpers import text_corpus
 from tests.helpers.text_modules import build_text_encoder, build_text_preprocessor
 

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hubcli.errors import DataError
+from hubcli.errors import DataError, NotFoundError
+from hubcli.train.image_decode import decode_image
 from hubcli.train.images import (
     ImageModality,
-    decode_image,
     load_image_folder,
     module_image_size,
     parse_image_size,
@@ -237,7 +237,7 @@ def test_tfds_dataset_by_name_keeps_its_own_test_split(tmp_path):
     assert sizes["test"] == 9 and sizes["train"] + sizes["validation"] == 24 and sizes["validation"] > 0
     pixels = decode_image(data.train[0].source, (8, 8))  # images stay encoded bytes until decoded
     assert isinstance(data.train[0].source, bytes) and pixels.shape == (8, 8, 3)
-    with pytest.raises(DataError, match="cannot load TFDS dataset 'no_such_dataset_xyz'"):
+    with pytest.raises(NotFoundError, match="TFDS dataset 'no_such_dataset_xyz' not found"):
         load_tfds("no_such_dataset_xyz", data_dir=tmp_path / "tfds")
 
 

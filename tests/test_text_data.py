@@ -7,7 +7,7 @@ import json
 import pytest
 
 from hubcli.errors import DataError, NotFoundError, UsageError
-from hubcli.train.text import load_text_dataset, text_key
+from hubcli.train.text_dataset import load_text_dataset, text_key
 from tests.helpers.text_corpus import build_tfds_dataset, corpus, write_class_folders, write_tab_lines
 
 POS = ["a wonderful film", "truly great acting", "I loved it, really"]

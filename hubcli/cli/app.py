@@ -705,7 +705,8 @@ def classify_text_command(
 
     Example: `hubcli classify-text imdb_labelled.txt --module minilm_l6_v2`
     """
-    from hubcli.train.text import check_text_module, classify_text, load_text_dataset
+    from hubcli.train.text import check_text_module, classify_text
+    from hubcli.train.text_dataset import load_text_dataset
 
     _start(quiet, json_output)
     settings = _settings(cache_dir, offline, mirror)

@@ -1,11 +1,9 @@
-"""Image datasets (class folders, pre-split folders, TFDS) and the image Modality.
+"""Image datasets (class folders, pre-split folders, TFDS), the image Modality and ``retrain-images``.
 
 Reading is forgiving about what photo folders really contain:
 
-- JPEG, PNG, GIF (first frame), BMP and WebP, by file suffix; hidden files and
-  folders and other files are ignored;
-- EXIF orientation is applied; grayscale, CMYK, palette, alpha and 16-bit
-  images become 8-bit RGB (alpha is dropped, as TensorFlow's decoders do);
+- every image format :mod:`hubcli.train.image_decode` reads, by file suffix; hidden
+  files and folders and other files are ignored;
 - a corrupt or truncated file is skipped and named in one warning;
 - the same picture filed under two classes is reported.
 
@@ -22,8 +20,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
-import io
 import os
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -35,36 +31,15 @@ import numpy as np
 
 from hubcli import console
 from hubcli.errors import DataError, InvalidModuleError, NotFoundError, UsageError
+from hubcli.train.class_folders import scan_class_folders
+from hubcli.train.image_decode import DECODER_VERSION, IMAGE_SUFFIXES, content_hash, decode_failure, decode_image, read_source
 from hubcli.train.module_ref import ModuleRef
-from hubcli.train.rundir import default_output, holds_runs, is_run
-from hubcli.train.splits import SPLIT_FOLDERS, Example, LabeledData
+from hubcli.train.rundir import default_output
+from hubcli.train.splits import Example, LabeledData
+from hubcli.train.tfds_reader import read_tfds
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".gif", ".bmp", ".webp"})
-#: Bumped whenever decode_image could produce different pixels for the same file.
-DECODER_VERSION = 1
 #: Representative inputs kept for int8 calibration (float images are large; 100 calibrate well).
 REPRESENTATIVE_IMAGES = 100
-
-
-def _visible(path: Path) -> bool:
-    return not path.name.startswith(".")
-
-
-def _image_files(folder: Path) -> list[Path]:
-    """Image files under ``folder`` (recursively), skipping hidden files and folders and runs, sorted."""
-    found = []
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and not is_run(Path(dirpath) / d))
-        found.extend(
-            Path(dirpath) / name
-            for name in sorted(filenames)
-            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_SUFFIXES
-        )
-    return found
-
-
-def _class_folders(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_dir() and _visible(p) and not holds_runs(p))
 
 
 def scan_image_folder(root: str | os.PathLike) -> tuple[list[str], list[Example]]:
@@ -77,36 +52,12 @@ def scan_image_folder(root: str | os.PathLike) -> tuple[list[str], list[Example]
         raise DataError(f"{root} is a file, not a folder of class folders of images")
     if not root.is_dir():
         raise NotFoundError(f"dataset folder {root} does not exist")
-    subfolders = _class_folders(root)
-    split_folders = [p for p in subfolders if p.name.lower() in SPLIT_FOLDERS]
-    if split_folders and any(p.name.lower() == "train" for p in split_folders):
-        # A pre-split dataset: classes come from train/, the other splits must use the same names.
-        sources = [(p, SPLIT_FOLDERS[p.name.lower()]) for p in split_folders]
-        labels = [p.name for p in _class_folders(root / next(p.name for p in split_folders if p.name.lower() == "train"))]
-    else:
-        sources = [(root, None)]
-        labels = [p.name for p in subfolders]
-    index = {name: i for i, name in enumerate(labels)}
-    examples = []
-    for folder, split in sources:
-        for class_folder in _class_folders(folder):
-            if class_folder.name not in index:
-                raise DataError(f"{class_folder.relative_to(root)}: class {class_folder.name!r} is not in train/")
-            for path in _image_files(class_folder):
-                examples.append(Example(path.relative_to(root).as_posix(), index[class_folder.name], path, split))
-    if not labels:
+    found = scan_class_folders(root, suffixes=IMAGE_SUFFIXES)
+    if not found.class_names:
         raise DataError(f"{root} has no class folders; expected {root}/<class name>/<images>")
-    return labels, examples
-
-
-def content_hash(data: bytes) -> str:
-    """The cache identity of an image: sha256 of its encoded bytes."""
-    return hashlib.sha256(data).hexdigest()
-
-
-def read_source(source) -> bytes:
-    """Encoded bytes of an example's source (a path, or bytes already in memory)."""
-    return source if isinstance(source, bytes) else Path(source).read_bytes()
+    index = {name: i for i, name in enumerate(found.class_names)}
+    examples = [Example(file.path.relative_to(root).as_posix(), index[file.class_name], file.path, file.split) for file in found.files]
+    return found.class_names, examples
 
 
 def report_duplicates(examples: Sequence[Example], hashes: dict[str, str]) -> list[tuple[str, str]]:
@@ -131,82 +82,27 @@ def load_image_folder(root, validation_split: float = 0.1, test_split: float = 0
     return LabeledData.from_examples(labels, examples, validation_split, test_split, origin=str(root))
 
 
-def load_tfds(name: str, validation_split: float = 0.1, test_split: float = 0.1, data_dir=None) -> LabeledData:
+def load_tfds(name: str, *, validation_split: float = 0.1, test_split: float = 0.1, data_dir: str | os.PathLike | None = None) -> LabeledData:
     """A TFDS image-classification dataset, with its own splits where it has them.
 
-    Images stay encoded (``SkipDecoding``) so they decode, hash and cache like files.
+    Images stay encoded so they decode, hash and cache like files.
     """
-    import tensorflow_datasets as tfds
 
-    try:
-        builder = tfds.builder(name, data_dir=data_dir)
-        builder.download_and_prepare()
-    except Exception as err:  # noqa: BLE001 - TFDS raises many unrelated types for "cannot get it"
-        raise DataError(f"cannot load TFDS dataset {name!r}: {err}") from None
-    features = builder.info.features
-    image_key = next((k for k, f in features.items() if isinstance(f, tfds.features.Image)), None)
-    label_key = next((k for k, f in features.items() if isinstance(f, tfds.features.ClassLabel)), None)
-    if image_key is None or label_key is None:
-        raise DataError(f"TFDS dataset {name!r} has no image and class-label features")
-    labels = list(features[label_key].names)
-    examples = []
-    for split_name in builder.info.splits:
-        split = {"train": "train", "validation": "validation", "test": "test"}.get(split_name)
-        if split is None:
-            continue
-        dataset = builder.as_dataset(split=split_name, decoders={image_key: tfds.decode.SkipDecoding()})
-        for position, record in enumerate(tfds.as_numpy(dataset)):
-            examples.append(Example(f"{split_name}/{position}", int(record[label_key]), bytes(record[image_key]), split))
-    return LabeledData.from_examples(labels, examples, validation_split, test_split, origin=f"tfds:{name}")
+    def choose_features(info) -> tuple[str, str]:
+        import tensorflow_datasets as tfds
 
+        features = info.features
+        image_key = next((k for k, f in features.items() if isinstance(f, tfds.features.Image)), None)
+        label_key = next((k for k, f in features.items() if isinstance(f, tfds.features.ClassLabel)), None)
+        if image_key is None or label_key is None:
+            raise DataError(f"TFDS dataset {name!r} has no image and class-label features")
+        return image_key, label_key
 
-def _to_rgb(image):
-    """8-bit RGB from any PIL mode; 16-bit and float grayscale are rescaled, not clipped."""
-    from PIL import Image
-
-    if image.mode in ("I", "F") or image.mode.startswith("I;16"):
-        values = np.asarray(image, dtype=np.float64)
-        if image.mode == "F":
-            top = max(float(values.max()), 1e-12)
-        else:
-            top = 65535.0 if values.max() > 255 else 255.0
-        gray = np.clip(values / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        return Image.fromarray(gray, "L").convert("RGB")
-    if image.mode == "P" and "transparency" in image.info:
-        # Palette transparency must go through RGBA, or PIL warns and may pick the wrong colour.
-        image = image.convert("RGBA")
-    return image if image.mode == "RGB" else image.convert("RGB")
-
-
-def decode_image(data: bytes, size: tuple[int, int]) -> np.ndarray:
-    """Encoded bytes -> uint8 [h, w, 3] RGB at ``size`` (EXIF-rotated, first frame).
-
-    Raises ``ValueError`` (or PIL's ``OSError``) for corrupt or truncated data.
-    """
-    from PIL import Image, ImageOps
-
-    height, width = size
-    with Image.open(io.BytesIO(data)) as image:
-        if image.format == "JPEG":
-            # Let libjpeg decode at a reduced scale when the photo is much larger than needed.
-            image.draft("RGB", (width, height))
-        image.seek(0)
-        image.load()
-        image = ImageOps.exif_transpose(image)
-        image = _to_rgb(image)
-        if image.size != (width, height):
-            image = image.resize((width, height), Image.BILINEAR)
-        return np.asarray(image, dtype=np.uint8)
-
-
-def decode_failure(err: Exception) -> str:
-    """Why decode_image failed, in words for a warning or an error line."""
-    from PIL import UnidentifiedImageError
-
-    if isinstance(err, UnidentifiedImageError):
-        # PIL's own text names an in-memory buffer ("<_io.BytesIO object at 0x...>"), not the file.
-        return "not a recognised image format"
-    return f"{type(err).__name__}: {err}".strip()
+    dataset = read_tfds(name, choose_features=choose_features, data_dir=data_dir, skip_decoding=True)
+    examples = [
+        Example(f"{record.split_name}/{record.position}", int(record.label), bytes(record.value), record.split) for record in dataset.records
+    ]
+    return LabeledData.from_examples(dataset.label_names, examples, validation_split, test_split, origin=f"tfds:{name}")
 
 
 class ImageModality:
@@ -399,7 +295,7 @@ def retrain_images(
     if (data_dir is None) == (tfds_name is None):
         raise UsageError("give a DATA_DIR or --tfds NAME (one of them)")
     if tfds_name:
-        data = load_tfds(tfds_name, validation_split, test_split)
+        data = load_tfds(tfds_name, validation_split=validation_split, test_split=test_split)
         name = tfds_name
     else:
         data = load_image_folder(data_dir, validation_split, test_split)
