@@ -55,7 +55,7 @@ _LAZY = {
     "export_run": "hubcli.export.artifacts",
     "open_run": "hubcli.train.rundir",
     "ExportResult": "hubcli.export.artifacts",
-    "export_module": "hubcli.hub.publish",
+    "export_module": "hubcli.export.module",
     "publish_module": "hubcli.hub.publish",
 }
 

@@ -33,10 +33,10 @@ def tuned_run(tiny_image_module, tmp_path_factory):
 
 def test_archive_is_deterministic_with_the_module_at_its_root(tiny_image_module, tmp_path):
     from hubcli.hub.download import sha256_file
-    from hubcli.hub.publish import export_module
+    from hubcli.export.module import export_module
 
-    first = export_module(tiny_image_module, tmp_path / "a" / "tiny.tar.gz", name="acme/tiny", license="Apache-2.0")
-    second = export_module(tiny_image_module, tmp_path / "b" / "tiny.tar.gz", name="acme/tiny")
+    first = export_module(tiny_image_module, output=tmp_path / "a" / "tiny.tar.gz", name="acme/tiny", license="Apache-2.0")
+    second = export_module(tiny_image_module, output=tmp_path / "b" / "tiny.tar.gz", name="acme/tiny")
     assert first.archive.read_bytes() == second.archive.read_bytes()
     assert first.metadata["sha256"] == sha256_file(first.archive) == second.metadata["sha256"]
     with tarfile.open(first.archive) as tar:
@@ -55,11 +55,11 @@ def test_archive_is_deterministic_with_the_module_at_its_root(tiny_image_module,
 
 
 def test_publish_discover_and_immutability(tiny_image_module, tiny_text_module, tmp_path):
-    from hubcli.hub.publish import export_module
+    from hubcli.export.module import export_module
 
     registry = tmp_path / "registry"
-    image = export_module(tiny_image_module, tmp_path / "tiny-image.tar.gz", name="acme/tiny-image", description="tiny colour grid")
-    text = export_module(tiny_text_module, tmp_path / "tiny-text.tar.gz", name="acme/tiny-text", version="3")
+    image = export_module(tiny_image_module, output=tmp_path / "tiny-image.tar.gz", name="acme/tiny-image", description="tiny colour grid")
+    text = export_module(tiny_text_module, output=tmp_path / "tiny-text.tar.gz", name="acme/tiny-text", version="3")
     for packed in (image, text):
         done = run_hubcli("publish", packed.archive, "--registry", registry, "--json")
         assert done.returncode == 0, done.stderr
@@ -111,10 +111,10 @@ def test_publish_refuses_what_pull_would_refuse(tmp_path):
 def test_publish_checks_the_metadata_it_publishes(tiny_image_module, tiny_text_module, tmp_path):
     import shutil
 
-    from hubcli.hub.publish import export_module
+    from hubcli.export.module import export_module
 
-    image = export_module(tiny_image_module, tmp_path / "image.tar.gz", name="acme/image")
-    text = export_module(tiny_text_module, tmp_path / "text.tar.gz", name="acme/text")
+    image = export_module(tiny_image_module, output=tmp_path / "image.tar.gz", name="acme/image")
+    text = export_module(tiny_text_module, output=tmp_path / "text.tar.gz", name="acme/text")
     registry = tmp_path / "registry"
     shutil.copyfile(text.archive, image.archive)  # the archive no longer matches its metadata
     swapped = run_hubcli("publish", image.archive, "--registry", registry)
@@ -130,14 +130,15 @@ def test_feature_vector_round_trip_export_publish_pull_inspect_retrain(tuned_run
     import tensorflow as tf
 
     from hubcli.config import Settings
-    from hubcli.hub.publish import export_module, publish_module
+    from hubcli.export.module import export_module
+    from hubcli.hub.publish import publish_module
     from hubcli.hub.pull import pull
     from hubcli.savedmodel.inspector import inspect_module
     from hubcli.train.config import TrainConfig
     from hubcli.train.images import retrain_images
     from hubcli.train.layer import HubLayer
 
-    packed = export_module(tuned_run, tmp_path / "tuned.tar.gz", name="acme/tuned", version="1", as_="feature-vector")
+    packed = export_module(tuned_run, output=tmp_path / "tuned.tar.gz", name="acme/tuned", version="1", as_="feature-vector")
     assert packed.metadata["task"] == "image-feature-vector" and packed.metadata["provenance"]["run"] == str(tuned_run.resolve())
     registry = tmp_path / "registry"
     published = publish_module(packed.archive, str(registry))
@@ -175,9 +176,9 @@ def test_feature_vector_round_trip_export_publish_pull_inspect_retrain(tuned_run
 def test_classification_module_reproduces_the_run(tuned_run, tmp_path):
     import tensorflow as tf
 
-    from hubcli.hub.publish import export_module
+    from hubcli.export.module import export_module
 
-    packed = export_module(tuned_run, tmp_path / "classifier.tar.gz", name="acme/classifier", as_="classification")
+    packed = export_module(tuned_run, output=tmp_path / "classifier.tar.gz", name="acme/classifier", as_="classification")
     assert (packed.metadata["task"], packed.metadata["output_dim"]) == ("image-classification", 3)
     module_dir = tmp_path / "module"
     with tarfile.open(packed.archive) as tar:
@@ -191,3 +192,14 @@ def test_classification_module_reproduces_the_run(tuned_run, tmp_path):
     expected = served(images=samples)["probabilities"].numpy()
     np.testing.assert_allclose(module(samples, training=False).numpy(), expected, atol=1e-5)
     np.testing.assert_allclose(module.signatures["serving_default"](images=samples)["probabilities"].numpy(), expected, atol=1e-5)
+
+
+def test_a_full_disk_is_one_clear_error_and_leaves_nothing(tiny_image_module, tmp_path):
+    from hubcli.export.module import export_module
+    from hubcli.fsio import DiskFullError
+    from tests.helpers.disk_full import file_size_limit
+
+    target = tmp_path / "out" / "tiny.tar.gz"
+    with file_size_limit(1024), pytest.raises(DiskFullError, match=f"cannot write {target}: File too large"):
+        export_module(tiny_image_module, output=target, name="acme/tiny")
+    assert list((tmp_path / "out").iterdir()) == []

@@ -784,10 +784,12 @@ def export_module_command(
     quiet: QuietOpt = False,
 ) -> None:
     """Package a module as a hub-format .tar.gz (module at the root) with a metadata .json beside it."""
-    from hubcli.hub.publish import export_module
+    from hubcli.export.module import export_module
 
     _start(quiet, json_output)
-    packed = export_module(source, output, name, version, task, license, description, as_, overwrite)
+    packed = export_module(
+        source, output=output, name=name, version=version, task=task, license=license, description=description, as_=as_, overwrite=overwrite
+    )
     if json_output:
         console.emit_json("export-module", packed.to_json())
         return

@@ -44,9 +44,9 @@ from pathlib import Path
 import numpy as np
 
 from hubcli.errors import ExportError, UsageError
-from hubcli.fsio import disk_full_reason
+from hubcli.fsio import disk_full_reason, swap_into_place, write_text_atomic
 from hubcli.train.batches import in_batches
-from hubcli.train.rundir import EXPORT_DIR, Run, open_run
+from hubcli.train.rundir import EXPORT_DIR, LABELS_FILE, Run, open_run
 
 FORMATS = ("savedmodel", "tflite", "keras")
 DEFAULT_MIN_AGREEMENT = 0.99
@@ -136,25 +136,24 @@ def check_export_options(format: str, quantize: str = "none", min_agreement: flo
 def export_run(
     run_or_model: str | os.PathLike,
     format: str,
+    *,
     output: str | os.PathLike | None = None,
     quantize: str = "none",
     min_agreement: float = DEFAULT_MIN_AGREEMENT,
     overwrite: bool = False,
 ) -> ExportResult:
-    """Export a run as ``format`` and check it against the run's serving model."""
+    """Export a run as ``format`` and check it against the run's serving model.
+
+    ``output`` defaults to :func:`default_output`; ``quantize`` applies to TFLite. An
+    export below ``min_agreement`` is refused and kept as ``<output>.rejected``.
+    """
     check_export_options(format, quantize, min_agreement)
     run = open_run(run_or_model)
     samples = run.samples()
     if samples is None:
         reason = "int8 quantisation needs its representative data" if quantize == "int8" else "hubcli needs sample inputs to check the export"
         raise ExportError(f"run {run.path} has no representative.npz: {reason}")
-    target = Path(output) if output else default_output(run, format, quantize)
-    if target.exists() and not overwrite:
-        raise UsageError(f"{target} already exists; remove it, choose another --output, or pass --overwrite")
-    suffix = {"tflite": ".tflite", "keras": ".keras"}.get(format)
-    if suffix and target.suffix != suffix:
-        raise UsageError(f"--output for --format {format} must end in {suffix}")
-    target.parent.mkdir(parents=True, exist_ok=True)
+    target = _target(run, format, quantize, output, overwrite)
 
     from hubcli.train.serving import ServingModel
 
@@ -166,26 +165,43 @@ def export_run(
         exporter = {"savedmodel": _export_savedmodel, "tflite": _export_tflite, "keras": _export_keras}[format]
         checks, details = exporter(run, samples, candidate, reference, quantize)
         result = ExportResult(format, target, _size(candidate), quantize if format == "tflite" else None, min_agreement, checks, details=details)
-        if result.agreement.top1_agreement < min_agreement:
-            rejected = target.with_name(target.name + ".rejected")
-            _replace(candidate, rejected)
-            worst = result.agreement
-            raise ExportError(
-                f"{format} export agrees with the original on only {worst.top1_agreement:.1%} of {worst.samples} samples "
-                f"(max prob. diff {worst.max_abs_diff:.3g}; need {min_agreement:.1%}); kept as {rejected} for inspection"
-            )
-        if format == "tflite":
-            result.labels_path = target.parent / "labels.txt"
-            _write_text_atomic(result.labels_path, "\n".join(run.labels) + "\n")
-        _replace(candidate, target)
+        _place(result, candidate, run.labels)
         return result
-    except OSError as err:
+    except BaseException as err:
         reason = disk_full_reason(err)
         if reason:
             raise ExportError(f"cannot write {target}: {reason}; nothing was written") from None
         raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _target(run: Run, format: str, quantize: str, output: str | os.PathLike | None, overwrite: bool) -> Path:
+    """Where the export goes, its folder made; refuses to replace a file without ``overwrite``."""
+    target = Path(output) if output else default_output(run, format, quantize)
+    if target.exists() and not overwrite:
+        raise UsageError(f"{target} already exists; remove it, choose another --output, or pass --overwrite")
+    suffix = {"tflite": ".tflite", "keras": ".keras"}.get(format)
+    if suffix and target.suffix != suffix:
+        raise UsageError(f"--output for --format {format} must end in {suffix}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return target
+
+
+def _place(result: ExportResult, candidate: Path, labels: list[str]) -> None:
+    """Move a checked ``candidate`` to ``result.path`` (labels beside a TFLite file), or reject it."""
+    target, worst = result.path, result.agreement
+    if worst.top1_agreement < result.min_agreement:
+        rejected = target.with_name(target.name + ".rejected")
+        swap_into_place(candidate, rejected)
+        raise ExportError(
+            f"{result.format} export agrees with the original on only {worst.top1_agreement:.1%} of {worst.samples} samples "
+            f"(max prob. diff {worst.max_abs_diff:.3g}; need {result.min_agreement:.1%}); kept as {rejected} for inspection"
+        )
+    if result.format == "tflite":
+        result.labels_path = target.parent / LABELS_FILE
+        write_text_atomic(result.labels_path, "\n".join(labels) + "\n")
+    swap_into_place(candidate, target)
 
 
 # -- formats -------------------------------------------------------------------------
@@ -289,22 +305,3 @@ def _size(path: Path) -> int:
     if path.is_file():
         return path.stat().st_size
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-
-
-def _replace(source: Path, target: Path) -> None:
-    """Move ``source`` to ``target``, replacing a file or directory that is there."""
-    if target.is_dir() and not target.is_symlink():
-        # os.replace cannot replace a non-empty directory: move the old one aside first.
-        old = target.with_name(f".{target.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(target, old)
-        os.replace(source, target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(source, target)
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(text, encoding="utf-8")
-    os.replace(partial, path)
