@@ -59,7 +59,7 @@ def bench_end_to_end(data_dir: Path, module: Path, work: Path, epochs: int) -> d
     # Early stopping off on both sides: exactly `epochs` epochs each.
     config = _config(epochs=epochs, patience=epochs)
     started = time.perf_counter()
-    ours = retrain_images(data_dir, str(module), _settings(work / "cold-cache"), config, output=work / "run-a", **SPLITS)
+    ours = retrain_images(data_dir, str(module), settings=_settings(work / "cold-cache"), config=config, output=work / "run-a", **SPLITS)
     hubcli_seconds = time.perf_counter() - started
     started = time.perf_counter()
     baseline_accuracy, baseline_val = _baseline_loop(data_dir, module, config)
@@ -185,10 +185,10 @@ def bench_fine_tune(data_dir: Path, module: Path, work: Path, fine_tune_epochs: 
     from hubcli.train.images import retrain_images
 
     settings = _settings(work / "warm-cache")
-    frozen = retrain_images(data_dir, str(module), settings, _config(), output=work / "run-d-frozen", **SPLITS)
+    frozen = retrain_images(data_dir, str(module), settings=settings, config=_config(), output=work / "run-d-frozen", **SPLITS)
     started = time.perf_counter()
     tuned = retrain_images(
-        data_dir, str(module), settings, _config(fine_tune=True, fine_tune_epochs=fine_tune_epochs), output=work / "run-d-tuned", **SPLITS
+        data_dir, str(module), settings=settings, config=_config(fine_tune=True, fine_tune_epochs=fine_tune_epochs), output=work / "run-d-tuned", **SPLITS
     )
     return {
         "frozen_validation_accuracy": frozen["validation_accuracy"],

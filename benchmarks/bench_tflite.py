@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> dict:
     run = work / "run"
     started = time.perf_counter()
     summary = retrain_images(
-        args.data, str(args.module), Settings.load(cache_dir=work / "cache", offline=True), TrainConfig(),
+        args.data, str(args.module), settings=Settings.load(cache_dir=work / "cache", offline=True), config=TrainConfig(),
         output=run, overwrite=True, validation_split=args.validation_split, test_split=args.test_split,
     )
     train_s = time.perf_counter() - started
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> dict:
         "size_bytes": saved.size_bytes,
         "latency_ms_median": None,
         "latency_ms_p90": None,
-        "accuracy": float(np.mean([p == t for p, t in zip(float_pred, truth)])),
+        "accuracy": float(np.mean([p == t for p, t in zip(float_pred, truth, strict=True)])),
         "agreement_with_float": 1.0,
         "export_check": saved.agreement.to_json(),
     }]
@@ -131,14 +131,14 @@ def main(argv: list[str] | None = None) -> dict:
         one = _tflite_runner(result.path, args.threads)
         probs = np.stack([one(image) for image in images])
         predicted = [labels[i] for i in probs.argmax(1)]
-        median, p90 = _latency_ms(lambda: one(images[0]), args.repeat)
+        median, p90 = _latency_ms(lambda run=one: run(images[0]), args.repeat)
         rows.append({
             "variant": f"tflite {mode}",
             "size_bytes": result.size_bytes,
             "latency_ms_median": median,
             "latency_ms_p90": p90,
-            "accuracy": float(np.mean([p == t for p, t in zip(predicted, truth)])),
-            "agreement_with_float": float(np.mean([p == f for p, f in zip(predicted, float_pred)])),
+            "accuracy": float(np.mean([p == t for p, t in zip(predicted, truth, strict=True)])),
+            "agreement_with_float": float(np.mean([p == f for p, f in zip(predicted, float_pred, strict=True)])),
             "max_abs_diff_vs_float": float(np.max(np.abs(probs - float_probs))),
             "export_check": result.agreement.to_json(),
             **({"full_integer": result.details["tflite"]["full_integer"]} if mode == "int8" else {}),

@@ -27,7 +27,7 @@ def image_run(tiny_image_module, tmp_path_factory):
     data = synthetic_images.make_image_dataset(root / "data", per_class=12)
     settings = Settings.load(cache_dir=root / "cache", offline=True)
     config = TrainConfig(epochs=30, learning_rate=0.05, seed=0)
-    summary = retrain_images(data, str(tiny_image_module), settings, config, output=root / "run")
+    summary = retrain_images(data, str(tiny_image_module), settings=settings, config=config, output=root / "run")
     assert summary["accuracy"] >= 0.9, "the fixture run must have learned its classes"
     return root / "run"
 
@@ -43,7 +43,8 @@ def text_run(tiny_text_module, tmp_path_factory):
     root = tmp_path_factory.mktemp("export_text_run")
     data = text_corpus.write_tab_lines(root / "data.txt", text_corpus.corpus(per_class=24))
     settings = Settings.load(cache_dir=root / "cache", offline=True)
-    summary = classify_text(data, str(tiny_text_module), settings, TrainConfig(epochs=30, learning_rate=0.05), output=root / "run")
+    config = TrainConfig(epochs=30, learning_rate=0.05)
+    summary = classify_text(data, str(tiny_text_module), settings=settings, config=config, output=root / "run")
     assert summary["accuracy"] >= 0.9
     return root / "run"
 

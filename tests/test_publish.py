@@ -26,14 +26,14 @@ def tuned_run(tiny_image_module, tmp_path_factory):
     data = synthetic_images.make_image_dataset(root / "data", per_class=12)
     settings = Settings.load(cache_dir=root / "cache", offline=True)
     config = TrainConfig(epochs=30, learning_rate=0.05, fine_tune=True, fine_tune_epochs=2, seed=0)
-    summary = retrain_images(data, str(tiny_image_module), settings, config, output=root / "run")
+    summary = retrain_images(data, str(tiny_image_module), settings=settings, config=config, output=root / "run")
     assert summary["accuracy"] >= 0.9
     return root / "run"
 
 
 def test_archive_is_deterministic_with_the_module_at_its_root(tiny_image_module, tmp_path):
-    from hubcli.hub.download import sha256_file
     from hubcli.export.module import export_module
+    from hubcli.hub.download import sha256_file
 
     first = export_module(tiny_image_module, output=tmp_path / "a" / "tiny.tar.gz", name="acme/tiny", license="Apache-2.0")
     second = export_module(tiny_image_module, output=tmp_path / "b" / "tiny.tar.gz", name="acme/tiny")
@@ -162,7 +162,8 @@ def test_feature_vector_round_trip_export_publish_pull_inspect_retrain(tuned_run
     assert len(shared.trainable_variables) == 4 and len(shared.regularization_losses) == 1
 
     data = synthetic_images.make_image_dataset(tmp_path / "data", per_class=12, seed=5)
-    summary = retrain_images(data, published.handle, settings, TrainConfig(epochs=30, learning_rate=0.05), output=tmp_path / "again")
+    config = TrainConfig(epochs=30, learning_rate=0.05)
+    summary = retrain_images(data, published.handle, settings=settings, config=config, output=tmp_path / "again")
     assert summary["accuracy"] >= 0.9
 
     # Exporting needs no --cache-dir/--mirror again: the run knows where its module was pulled to.

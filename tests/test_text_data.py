@@ -21,7 +21,7 @@ def write(path, text, encoding="utf-8"):
 
 
 def as_pairs(data):
-    return sorted((text, data.class_names[label]) for text, label in zip(data.texts, data.labels))
+    return sorted((text, data.class_names[label]) for text, label in zip(data.texts, data.labels, strict=True))
 
 
 EXPECTED = sorted([(t, "pos") for t in POS] + [(t, "neg") for t in NEG])
@@ -112,7 +112,7 @@ def test_aclimdb_layout_uses_its_own_splits_and_ignores_unsup(tmp_path):
     assert data.format == "class_folders_split"
     assert as_pairs(data) == EXPECTED
     assert data.class_names == ["neg", "pos"]
-    by_text = dict(zip(data.texts, data.splits))
+    by_text = dict(zip(data.texts, data.splits, strict=True))
     assert by_text[POS[0]] == "train" and by_text[NEG[2]] == "test"
 
 
@@ -120,7 +120,7 @@ def test_split_keys_are_content_hashes_unmoved_by_added_rows(tmp_path):
     lines = [f"{t}\t1" for t in POS] + [f"{t}\t0" for t in NEG]
     before = load_text_dataset(write(tmp_path / "a.txt", "\n".join(lines)))
     after = load_text_dataset(write(tmp_path / "b.txt", "\n".join(["brand new one\t1"] + lines[::-1])))
-    assert dict(zip(before.texts, before.keys)).items() <= dict(zip(after.texts, after.keys)).items()
+    assert dict(zip(before.texts, before.keys, strict=True)).items() <= dict(zip(after.texts, after.keys, strict=True)).items()
     assert before.keys[0] == text_key(POS[0])
     # And so the hashed splits of old rows stay put when a corpus grows.
     rows = corpus(per_class=40)

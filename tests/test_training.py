@@ -37,7 +37,7 @@ def settings(tmp_path_factory):
 def _retrain(dataset, module_path, settings, output, overwrite=False, **options):
     config = TrainConfig(**{**FAST, **options})
     return image_data.retrain_images(
-        dataset, str(module_path), settings, config, output=output, overwrite=overwrite, validation_split=0.2, test_split=0.2
+        dataset, str(module_path), settings=settings, config=config, output=output, overwrite=overwrite, validation_split=0.2, test_split=0.2
     )
 
 
@@ -134,7 +134,7 @@ def test_existing_output_is_never_replaced_without_overwrite(frozen_run, dataset
         _retrain(dataset, tiny_image_module, settings, output)
     with pytest.raises(UsageError, match="unknown optimizer"):
         image_data.retrain_images(
-            dataset, str(tiny_image_module), settings, TrainConfig(optimizer="magic"),
+            dataset, str(tiny_image_module), settings=settings, config=TrainConfig(optimizer="magic"),
             output=output.parent / "never",
         )
     assert (output / "run.json").read_text() == before and not (output.parent / "never").exists()

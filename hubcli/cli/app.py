@@ -590,7 +590,7 @@ def retrain_images_command(
         augment_copies=augment, seed=seed, tensorboard=tensorboard,
     )
     summary = retrain_images(
-        data_dir, module, _settings(cache_dir, offline, mirror), config, output=output, overwrite=overwrite,
+        data_dir, module, settings=_settings(cache_dir, offline, mirror), config=config, output=output, overwrite=overwrite,
         tfds_name=tfds, validation_split=validation_split, test_split=test_split, image_size=parse_image_size(image_size),
     )
     _report_run("retrain-images", summary, json_output, "images")
@@ -722,7 +722,7 @@ def classify_text_command(
         fine_tune_epochs=fine_tune_epochs, fine_tune_learning_rate=fine_tune_learning_rate, seed=seed, tensorboard=tensorboard,
     )
     summary = classify_text(
-        dataset, module, settings, config, output=output, overwrite=overwrite,
+        dataset, module, settings=settings, config=config, output=output, overwrite=overwrite,
         preprocessor_handle=preprocessor, validation_split=validation_split, test_split=test_split,
     )
     _report_run("classify-text", summary, json_output, "texts")

@@ -30,8 +30,10 @@ from pathlib import Path
 import numpy as np
 
 from hubcli import console
+from hubcli.config import Settings
 from hubcli.errors import DataError, InvalidModuleError, NotFoundError, UsageError
 from hubcli.train.class_folders import scan_class_folders
+from hubcli.train.config import TrainConfig
 from hubcli.train.image_decode import DECODER_VERSION, IMAGE_SUFFIXES, content_hash, decode_failure, decode_image, read_source
 from hubcli.train.module_ref import ModuleRef
 from hubcli.train.rundir import default_output
@@ -278,18 +280,28 @@ def module_image_size(info, requested: tuple[int, int] | None, handle: str) -> t
 
 
 def retrain_images(
-    data_dir,
+    data_dir: str | os.PathLike | None,
     module_handle: str,
-    settings,
-    config,
-    output=None,
+    *,
+    settings: Settings,
+    config: TrainConfig,
+    output: str | os.PathLike | None = None,
     overwrite: bool = False,
     tfds_name: str | None = None,
     validation_split: float = 0.1,
     test_split: float = 0.1,
     image_size: tuple[int, int] | None = None,
 ) -> dict:
-    """The library behind ``hubcli retrain-images``: data + module -> a run directory."""
+    """The library behind ``hubcli retrain-images``: data + module -> a run directory.
+
+    ``data_dir`` is a class-folder (or pre-split) dataset, or None with ``tfds_name``;
+    ``image_size`` is needed only when the module does not say its own.
+
+    Example:
+        >>> summary = retrain_images("flowers/", "efficientnet_lite0", settings=Settings.load(), config=TrainConfig())  # doctest: +SKIP
+        >>> summary["output"]  # doctest: +SKIP
+        'runs/flowers'
+    """
     from hubcli.train.core import train
 
     if (data_dir is None) == (tfds_name is None):

@@ -19,8 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
+from hubcli.config import Settings
 from hubcli.errors import DataError, NotFoundError, UsageError
 from hubcli.train.batches import batch_bounds
+from hubcli.train.config import TrainConfig
 from hubcli.train.module_ref import ModuleRef
 from hubcli.train.rundir import default_output
 from hubcli.train.splits import Example
@@ -122,7 +124,7 @@ class TextModality:
         return np.array(list(sentences), dtype=object)
 
 
-def read_sentences(texts: Sequence[str] | None = None, files: Sequence[str | Path] = (), stdin=None, encoding: str = "utf-8") -> list[str]:
+def read_sentences(texts: Sequence[str] | None = None, files: Sequence[str | Path] = (), *, stdin=None, encoding: str = "utf-8") -> list[str]:
     """Sentences for ``predict``: ``--text`` values, else each line of ``files``, else stdin lines.
 
     ``--text -`` also reads stdin. Blank lines are dropped; nothing left is a DataError.
@@ -157,11 +159,12 @@ def read_sentences(texts: Sequence[str] | None = None, files: Sequence[str | Pat
 
 
 def classify_text(
-    data,
+    data: str | Path | TextDataset | None,
     module_handle: str,
-    settings,
-    config,
-    output=None,
+    *,
+    settings: Settings,
+    config: TrainConfig,
+    output: str | Path | None = None,
     overwrite: bool = False,
     tfds_name: str | None = None,
     text_column: str | None = None,
@@ -181,7 +184,7 @@ def classify_text(
     Example:
         >>> from hubcli import Settings  # doctest: +SKIP
         >>> from hubcli.train.config import TrainConfig  # doctest: +SKIP
-        >>> summary = classify_text("imdb_labelled.txt", ".modules/minilm_l6_v2", Settings.load(), TrainConfig())  # doctest: +SKIP
+        >>> summary = classify_text("imdb_labelled.txt", ".modules/minilm_l6_v2", settings=Settings.load(), config=TrainConfig())  # doctest: +SKIP
         >>> summary["accuracy"], summary["output"]  # doctest: +SKIP
         (0.8913, 'runs/imdb_labelled')
     """
