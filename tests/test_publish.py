@@ -15,22 +15,6 @@ from tests.helpers.cli_run import error_line, run_hubcli
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def tuned_run(tiny_image_module, tmp_path_factory):
-    """A real retrain-images run that fine-tuned the tiny module (so its weights moved)."""
-    from hubcli.config import Settings
-    from hubcli.train.config import TrainConfig
-    from hubcli.train.images import retrain_images
-
-    root = tmp_path_factory.mktemp("publish_run")
-    data = synthetic_images.make_image_dataset(root / "data", per_class=12)
-    settings = Settings.load(cache_dir=root / "cache", offline=True)
-    config = TrainConfig(epochs=30, learning_rate=0.05, fine_tune=True, fine_tune_epochs=2, seed=0)
-    summary = retrain_images(data, str(tiny_image_module), settings=settings, config=config, output=root / "run")
-    assert summary["accuracy"] >= 0.9
-    return root / "run"
-
-
 def test_archive_is_deterministic_with_the_module_at_its_root(tiny_image_module, tmp_path):
     from hubcli.export.module import export_module
     from hubcli.hub.download import sha256_file
@@ -125,7 +109,7 @@ def test_publish_checks_the_metadata_it_publishes(tiny_image_module, tiny_text_m
     assert not (registry / "index.json").exists()
 
 
-def test_feature_vector_round_trip_export_publish_pull_inspect_retrain(tuned_run, tiny_image_module, tmp_path, monkeypatch):
+def test_feature_vector_round_trip_export_publish_pull_inspect_retrain(image_run, tiny_image_module, tmp_path, monkeypatch):
     import keras
     import tensorflow as tf
 
@@ -138,8 +122,8 @@ def test_feature_vector_round_trip_export_publish_pull_inspect_retrain(tuned_run
     from hubcli.train.images import retrain_images
     from hubcli.train.layer import HubLayer
 
-    packed = export_module(tuned_run, output=tmp_path / "tuned.tar.gz", name="acme/tuned", version="1", as_="feature-vector")
-    assert packed.metadata["task"] == "image-feature-vector" and packed.metadata["provenance"]["run"] == str(tuned_run.resolve())
+    packed = export_module(image_run, output=tmp_path / "tuned.tar.gz", name="acme/tuned", version="1", as_="feature-vector")
+    assert packed.metadata["task"] == "image-feature-vector" and packed.metadata["provenance"]["run"] == str(image_run.resolve())
     registry = tmp_path / "registry"
     published = publish_module(packed.archive, str(registry))
 
@@ -152,8 +136,8 @@ def test_feature_vector_round_trip_export_publish_pull_inspect_retrain(tuned_run
     assert "training=True" in variants and "training=False" in variants
 
     # The module carries the run's fine-tuned weights: it computes the run's features, not the original's.
-    samples = tf.constant(np.load(tuned_run / "representative.npz")["inputs"][:16])
-    run_model = keras.models.load_model(tuned_run / "model.keras")
+    samples = tf.constant(np.load(image_run / "representative.npz")["inputs"][:16])
+    run_model = keras.models.load_model(image_run / "model.keras")
     (run_encoder,) = [layer for layer in run_model.layers if isinstance(layer, HubLayer)]
     shared = tf.saved_model.load(str(pulled.path))
     np.testing.assert_allclose(shared(samples, training=False).numpy(), run_encoder(samples).numpy(), atol=1e-5)
@@ -174,22 +158,22 @@ def test_feature_vector_round_trip_export_publish_pull_inspect_retrain(tuned_run
     assert export_run(tmp_path / "again", "keras").agreement.top1_agreement == 1.0
 
 
-def test_classification_module_reproduces_the_run(tuned_run, tmp_path):
+def test_classification_module_reproduces_the_run(image_run, tmp_path):
     import tensorflow as tf
 
     from hubcli.export.module import export_module
 
-    packed = export_module(tuned_run, output=tmp_path / "classifier.tar.gz", name="acme/classifier", as_="classification")
+    packed = export_module(image_run, output=tmp_path / "classifier.tar.gz", name="acme/classifier", as_="classification")
     assert (packed.metadata["task"], packed.metadata["output_dim"]) == ("image-classification", 3)
     module_dir = tmp_path / "module"
     with tarfile.open(packed.archive) as tar:
         tar.extractall(module_dir, filter="data")
-    labels = (tuned_run / "labels.txt").read_text().split()
+    labels = (image_run / "labels.txt").read_text().split()
     assert (module_dir / "assets" / "labels.txt").read_text().split() == labels
 
-    samples = tf.constant(np.load(tuned_run / "representative.npz")["inputs"][:16])
+    samples = tf.constant(np.load(image_run / "representative.npz")["inputs"][:16])
     module = tf.saved_model.load(str(module_dir))
-    served = tf.saved_model.load(str(tuned_run / "model")).signatures["serving_default"]
+    served = tf.saved_model.load(str(image_run / "model")).signatures["serving_default"]
     expected = served(images=samples)["probabilities"].numpy()
     np.testing.assert_allclose(module(samples, training=False).numpy(), expected, atol=1e-5)
     np.testing.assert_allclose(module.signatures["serving_default"](images=samples)["probabilities"].numpy(), expected, atol=1e-5)
