@@ -116,6 +116,13 @@ def test_pre_split_layout_with_an_unknown_class_is_an_error(tmp_path):
         load_image_folder(tmp_path)
 
 
+
+def test_split_folders_without_train_are_an_error_not_classes(tmp_path):
+    make_image_dataset(tmp_path / "test", per_class=2)
+    make_image_dataset(tmp_path / "val", per_class=2)
+    with pytest.raises(DataError, match="has test, val/ but no train/ folder"):
+        load_image_folder(tmp_path)
+
 def test_single_class_and_too_few_images_are_clear_errors(tmp_path):
     make_image_dataset(tmp_path / "one", per_class=8, classes=["red_squares"])
     with pytest.raises(DataError, match="at least 2 classes"):

@@ -98,6 +98,25 @@ def test_class_folders(tmp_path):
     assert data.splits is None
 
 
+
+def test_class_folders_skip_runs_written_inside_them_and_read_any_suffix_case(tmp_path):
+    # `cd reviews && hubcli classify-text .` puts its default runs/ beside the class folders.
+    for i, t in enumerate(POS):
+        write(tmp_path / "pos" / f"{i}.TXT", t)
+    for i, t in enumerate(NEG):
+        write(tmp_path / "neg" / f"{i}.txt", t)
+    for run in (tmp_path / "runs" / "reviews", tmp_path / "pos" / "run"):
+        write(run / "run.json", "{}")
+        write(run / "labels.txt", "neg\npos\n")
+    data = load_text_dataset(tmp_path)
+    assert data.class_names == ["neg", "pos"] and as_pairs(data) == EXPECTED
+
+
+def test_split_folders_without_train_are_an_error(tmp_path):
+    write(tmp_path / "test" / "pos" / "0.txt", POS[0])
+    with pytest.raises(DataError, match="has test/ but no train/ folder"):
+        load_text_dataset(tmp_path)
+
 def test_aclimdb_layout_uses_its_own_splits_and_ignores_unsup(tmp_path):
     root = tmp_path / "aclImdb"
     write(root / "imdb.vocab", "the\nmovie\n")

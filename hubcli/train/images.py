@@ -36,7 +36,7 @@ from hubcli.train.class_folders import scan_class_folders
 from hubcli.train.config import TrainConfig
 from hubcli.train.image_decode import DECODER_VERSION, IMAGE_SUFFIXES, content_hash, decode_failure, decode_image, read_source
 from hubcli.train.module_ref import ModuleRef
-from hubcli.train.rundir import default_output
+from hubcli.train.rundir import Run, default_output
 from hubcli.train.splits import Example, LabeledData
 from hubcli.train.tfds_reader import read_tfds
 
@@ -191,7 +191,7 @@ class ImageModality:
 
         return keras.Input((*self.image_size, 3), name="images")
 
-    def build_encoder(self, module, trainable: bool):
+    def build_encoder(self, module: ModuleRef, trainable: bool):
         from hubcli.train.layer import HubLayer
 
         return HubLayer(module.layer_handle, trainable=trainable, settings=module.settings)
@@ -226,7 +226,7 @@ class ImageModality:
         return {"image_size": list(self.image_size)}
 
     @classmethod
-    def from_run(cls, run) -> ImageModality:
+    def from_run(cls, run: Run) -> ImageModality:
         if not run.image_size:
             raise DataError(f"run {run.path} records no image_size")
         return cls(run.image_size)

@@ -24,7 +24,7 @@ from hubcli.errors import DataError, NotFoundError, UsageError
 from hubcli.train.batches import batch_bounds
 from hubcli.train.config import TrainConfig
 from hubcli.train.module_ref import ModuleRef
-from hubcli.train.rundir import default_output
+from hubcli.train.rundir import Run, default_output
 from hubcli.train.splits import Example
 from hubcli.train.text_dataset import TextDataset, load_text_dataset, text_key
 from hubcli.train.text_readers import decode_text
@@ -55,7 +55,7 @@ class TextModality:
     supports_augmentation = False
     representative_limit = REPRESENTATIVE_TEXTS
 
-    def __init__(self, preprocessor=None):
+    def __init__(self, preprocessor: ModuleRef | None = None):
         self.preprocessor = preprocessor
         self.preprocessing = f"text-v{TEXT_PREPROCESSING_VERSION}-" + (
             f"preprocessor-{preprocessor.sha256}" if preprocessor is not None else "raw"
@@ -82,7 +82,7 @@ class TextModality:
 
         return keras.Input((), dtype="string", name="text")
 
-    def build_encoder(self, module, trainable: bool):
+    def build_encoder(self, module: ModuleRef, trainable: bool):
         if self.preprocessor is None:
             from hubcli.train.layer import HubLayer
 
@@ -108,7 +108,7 @@ class TextModality:
 
     # -- using a finished run (evaluate, predict) ----------------------------------------------
     @classmethod
-    def from_run(cls, run) -> TextModality:
+    def from_run(cls, run: Run) -> TextModality:
         # The run's model/ carries the preprocessor; evaluation feeds it raw sentences.
         return cls()
 
