@@ -47,7 +47,7 @@ def _settings(cache_dir):
 
 
 def _config(**overrides):
-    from hubcli.train.core import TrainConfig
+    from hubcli.train.config import TrainConfig
 
     return TrainConfig(**overrides)
 
@@ -59,7 +59,7 @@ def bench_end_to_end(data_dir: Path, module: Path, work: Path, epochs: int) -> d
     # Early stopping off on both sides: exactly `epochs` epochs each.
     config = _config(epochs=epochs, patience=epochs)
     started = time.perf_counter()
-    ours = retrain_images(data_dir, str(module), _settings(work / "cold-cache"), config, output=work / "run-a", **SPLITS)
+    ours = retrain_images(data_dir, str(module), settings=_settings(work / "cold-cache"), config=config, output=work / "run-a", **SPLITS)
     hubcli_seconds = time.perf_counter() - started
     started = time.perf_counter()
     baseline_accuracy, baseline_val = _baseline_loop(data_dir, module, config)
@@ -84,7 +84,7 @@ def _baseline_loop(data_dir: Path, module: Path, config) -> tuple[float, float]:
     import numpy as np
     import tensorflow as tf
 
-    from hubcli.train.core import make_optimizer
+    from hubcli.train.head import make_optimizer
     from hubcli.train.images import load_image_folder
     from hubcli.train.layer import HubLayer
 
@@ -149,7 +149,7 @@ def bench_extraction(data_dir: Path, module: Path) -> dict:
     import numpy as np
     import tensorflow as tf
 
-    from hubcli.train.core import FeatureExtractor
+    from hubcli.train.features import FeatureExtractor
     from hubcli.train.images import ImageModality, scan_image_folder
     from hubcli.train.layer import HubLayer
 
@@ -185,10 +185,10 @@ def bench_fine_tune(data_dir: Path, module: Path, work: Path, fine_tune_epochs: 
     from hubcli.train.images import retrain_images
 
     settings = _settings(work / "warm-cache")
-    frozen = retrain_images(data_dir, str(module), settings, _config(), output=work / "run-d-frozen", **SPLITS)
+    frozen = retrain_images(data_dir, str(module), settings=settings, config=_config(), output=work / "run-d-frozen", **SPLITS)
     started = time.perf_counter()
     tuned = retrain_images(
-        data_dir, str(module), settings, _config(fine_tune=True, fine_tune_epochs=fine_tune_epochs), output=work / "run-d-tuned", **SPLITS
+        data_dir, str(module), settings=settings, config=_config(fine_tune=True, fine_tune_epochs=fine_tune_epochs), output=work / "run-d-tuned", **SPLITS
     )
     return {
         "frozen_validation_accuracy": frozen["validation_accuracy"],
@@ -212,16 +212,18 @@ def bench_head_settings(data_dir: Path, module: Path, work: Path, folds: int = 5
     import keras
     import numpy as np
 
-    from hubcli.train import core as training
     from hubcli.train.feature_cache import FeatureCache, features_root
+    from hubcli.train.features import FeatureExtractor
+    from hubcli.train.head import build_head, fit_head
     from hubcli.train.images import ImageModality, scan_image_folder
+    from hubcli.train.module_ref import ModuleRef
 
     settings = _settings(work / "warm-cache")
     labels, examples = scan_image_folder(data_dir)
-    module_ref = training.ModuleRef.resolve(str(module), settings)
+    module_ref = ModuleRef.resolve(str(module), settings)
     modality = ImageModality(module_ref.info.image_size)
     cache = FeatureCache(features_root(settings.cache_dir), module_ref.sha256, modality.preprocessing)
-    extractor = training.FeatureExtractor(modality, modality.build_encoder(module_ref, False), cache)
+    extractor = FeatureExtractor(modality, modality.build_encoder(module_ref, False), cache=cache)
     features, kept = extractor.features(examples)
     targets = np.asarray([examples[i].label for i in kept])
     digests = [hashlib.sha256(examples[i].key.encode()).digest() for i in kept]
@@ -243,8 +245,8 @@ def bench_head_settings(data_dir: Path, module: Path, work: Path, folds: int = 5
             test = fold_of == fold
             validation, train = ~test & early_stopping_set, ~test & ~early_stopping_set
             keras.utils.set_random_seed(config.seed)
-            head = training.build_head(features.shape[1], len(labels), config)
-            history = training.fit_head(head, (features[train], one_hot[train]), (features[validation], one_hot[validation]), config)
+            head = build_head(features.shape[1], len(labels), config)
+            history = fit_head(head, (features[train], one_hot[train]), (features[validation], one_hot[validation]), config=config)
             hits += int((head.predict(features[test], verbose=0).argmax(1) == targets[test]).sum())
             epochs.append(len(history["loss"]))
         results.append({**overrides, "cv_accuracy": round(hits / len(targets), 4), "epochs": epochs})

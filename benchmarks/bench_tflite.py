@@ -35,7 +35,8 @@ MODES = ("none", "dynamic", "float16", "int8")
 
 def _held_out(data_dir: Path, size: tuple[int, int], validation_split: float, test_split: float):
     """The run's own test split (same stable hash), decoded as the model takes it."""
-    from hubcli.train.images import decode_image, load_image_folder, read_source
+    from hubcli.train.image_decode import decode_image, read_source
+    from hubcli.train.images import load_image_folder
 
     data = load_image_folder(data_dir, validation_split, test_split)
     images = np.stack([decode_image(read_source(e.source), size) for e in data.test]).astype(np.float32) / 255.0
@@ -92,21 +93,22 @@ def main(argv: list[str] | None = None) -> dict:
 
     from hubcli.config import Settings
     from hubcli.export.artifacts import export_run
-    from hubcli.train.core import TrainConfig
+    from hubcli.train.config import TrainConfig
     from hubcli.train.images import retrain_images
+    from hubcli.train.rundir import open_run
 
     work = args.work or Path(tempfile.mkdtemp(prefix="bench_tflite-"))
     work.mkdir(parents=True, exist_ok=True)
     run = work / "run"
     started = time.perf_counter()
     summary = retrain_images(
-        args.data, str(args.module), Settings.load(cache_dir=work / "cache", offline=True), TrainConfig(),
+        args.data, str(args.module), settings=Settings.load(cache_dir=work / "cache", offline=True), config=TrainConfig(),
         output=run, overwrite=True, validation_split=args.validation_split, test_split=args.test_split,
     )
     train_s = time.perf_counter() - started
-    run_meta = json.loads((run / "run.json").read_text())
-    images, truth = _held_out(args.data, tuple(run_meta["image_size"]), args.validation_split, args.test_split)
-    labels = run_meta["labels"]
+    run_record = open_run(run)
+    images, truth = _held_out(args.data, run_record.image_size, args.validation_split, args.test_split)
+    labels = run_record.labels
 
     saved = export_run(run, "savedmodel", output=work / "export" / "saved_model", overwrite=True)
     serving = tf.saved_model.load(str(saved.path)).signatures["serving_default"]
@@ -117,7 +119,7 @@ def main(argv: list[str] | None = None) -> dict:
         "size_bytes": saved.size_bytes,
         "latency_ms_median": None,
         "latency_ms_p90": None,
-        "accuracy": float(np.mean([p == t for p, t in zip(float_pred, truth)])),
+        "accuracy": float(np.mean([p == t for p, t in zip(float_pred, truth, strict=True)])),
         "agreement_with_float": 1.0,
         "export_check": saved.agreement.to_json(),
     }]
@@ -129,14 +131,14 @@ def main(argv: list[str] | None = None) -> dict:
         one = _tflite_runner(result.path, args.threads)
         probs = np.stack([one(image) for image in images])
         predicted = [labels[i] for i in probs.argmax(1)]
-        median, p90 = _latency_ms(lambda: one(images[0]), args.repeat)
+        median, p90 = _latency_ms(lambda run=one: run(images[0]), args.repeat)
         rows.append({
             "variant": f"tflite {mode}",
             "size_bytes": result.size_bytes,
             "latency_ms_median": median,
             "latency_ms_p90": p90,
-            "accuracy": float(np.mean([p == t for p, t in zip(predicted, truth)])),
-            "agreement_with_float": float(np.mean([p == f for p, f in zip(predicted, float_pred)])),
+            "accuracy": float(np.mean([p == t for p, t in zip(predicted, truth, strict=True)])),
+            "agreement_with_float": float(np.mean([p == f for p, f in zip(predicted, float_pred, strict=True)])),
             "max_abs_diff_vs_float": float(np.max(np.abs(probs - float_probs))),
             "export_check": result.agreement.to_json(),
             **({"full_integer": result.details["tflite"]["full_integer"]} if mode == "int8" else {}),

@@ -141,12 +141,13 @@ def build_module(out: Path, recipe: ModuleRecipe, force: bool = False) -> tuple[
 def publish(module_dir: Path, recipe: ModuleRecipe, registry_dir: Path, metadata: dict) -> str:
     """Pack the module and add it to a registry directory (once per version); returns a status line.
 
-    Packing and the checks a pull would run are :mod:`hubcli.hub.publish`'s; versions are
+    Packing and the checks a pull would run are :mod:`hubcli.export.module`'s; versions are
     immutable, so a version already in the registry is left as it is.
     """
     from hubcli.errors import NotFoundError
+    from hubcli.export.module import export_module
     from hubcli.hub import registry
-    from hubcli.hub.publish import export_module, publish_module
+    from hubcli.hub.publish import publish_module
 
     handle = f"{recipe.registry_path}/{recipe.version}"
     try:

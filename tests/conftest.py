@@ -40,3 +40,19 @@ def tiny_text_archive(tiny_text_module, tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_tf1_archive(tiny_tf1_module, tmp_path_factory):
     return tiny_modules.build_archive(tiny_tf1_module, tmp_path_factory.mktemp("archives") / "tiny_tf1.tar.gz")
+
+
+@pytest.fixture(scope="session")
+def image_run(tiny_image_module, tmp_path_factory):
+    """A finished retrain-images run that fine-tuned the tiny image module. Copy it before changing it."""
+    from tests.helpers import trained_runs
+
+    return trained_runs.train_image_run(tiny_image_module, tmp_path_factory.mktemp("image_run"))
+
+
+@pytest.fixture(scope="session")
+def text_run(tiny_text_module, tmp_path_factory):
+    """A finished classify-text run on the tiny text module. Copy it before changing it."""
+    from tests.helpers import trained_runs
+
+    return trained_runs.train_text_run(tiny_text_module, tmp_path_factory.mktemp("text_run"))

@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 
 from hubcli.config import Settings
-from hubcli.train.core import TrainConfig
-from hubcli.train.text import classify_text, load_text_dataset
+from hubcli.train.config import TrainConfig
+from hubcli.train.text import classify_text
+from hubcli.train.text_dataset import load_text_dataset
 from tests.helpers import text_corpus
 from tests.helpers.cli_run import error_line, run_hubcli
 from tests.helpers.text_modules import build_text_encoder, build_text_preprocessor
@@ -35,7 +36,7 @@ def rows():
 def train(data, module, tmp_path, name="run", cache="cache", **options):
     settings = Settings.load(cache_dir=tmp_path / cache)
     config = TrainConfig(**{**FAST, **options.pop("config", {})})
-    return classify_text(data, str(module), settings, config, output=tmp_path / name, **{**SPLITS, **options})
+    return classify_text(data, str(module), settings=settings, config=config, output=tmp_path / name, **{**SPLITS, **options})
 
 
 # --- every DATA form --------------------------------------------------------------------------
@@ -82,7 +83,7 @@ def test_tab_lines_through_the_cli_then_predict_and_evaluate(tiny_text_module, r
     assert [(p["input"], p["top"][0]["label"]) for p in predictions] == [("superb brilliant fun movie", "1"), ("bland poor waste of a story", "0")]
 
     # evaluate on a CSV of the same sentences (another DATA form, string labels mapped by name).
-    evaluation = text_corpus.write_csv(tmp_path / "eval.csv", [(t, "1" if l == "pos" else "0") for t, l in rows])
+    evaluation = text_corpus.write_csv(tmp_path / "eval.csv", [(t, "1" if label == "pos" else "0") for t, label in rows])
     result = run_hubcli("evaluate", run, evaluation, "--json", env=QUIET)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
@@ -276,7 +277,7 @@ def test_bad_input_is_one_line_and_nothing_written(name, content, extra, code, m
 
 def test_encoding_option_reads_latin1(tiny_text_module, rows, tmp_path):
     data = tmp_path / "latin1.txt"
-    data.write_bytes("".join(f"{t} café\t{int(l == 'pos')}\n" for t, l in rows).encode("latin-1"))
+    data.write_bytes("".join(f"{t} café\t{int(label == 'pos')}\n" for t, label in rows).encode("latin-1"))
     summary = train(data, tiny_text_module, tmp_path, encoding="latin-1")
     assert summary["accuracy"] >= 0.85
 

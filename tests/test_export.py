@@ -10,42 +10,9 @@ import numpy as np
 import pytest
 
 from hubcli.errors import ExportError, NotFoundError, UsageError
-from tests.helpers import synthetic_images
 from tests.helpers.cli_run import error_line, run_hubcli
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def image_run(tiny_image_module, tmp_path_factory):
-    """A real retrain-images run on learnable synthetic images (frozen tiny module)."""
-    from hubcli.config import Settings
-    from hubcli.train.core import TrainConfig
-    from hubcli.train.images import retrain_images
-
-    root = tmp_path_factory.mktemp("export_run")
-    data = synthetic_images.make_image_dataset(root / "data", per_class=12)
-    settings = Settings.load(cache_dir=root / "cache", offline=True)
-    config = TrainConfig(epochs=30, learning_rate=0.05, seed=0)
-    summary = retrain_images(data, str(tiny_image_module), settings, config, output=root / "run")
-    assert summary["accuracy"] >= 0.9, "the fixture run must have learned its classes"
-    return root / "run"
-
-
-@pytest.fixture(scope="module")
-def text_run(tiny_text_module, tmp_path_factory):
-    """A real classify-text run on the tiny hashed bag-of-words module."""
-    from hubcli.config import Settings
-    from hubcli.train.core import TrainConfig
-    from hubcli.train.text import classify_text
-    from tests.helpers import text_corpus
-
-    root = tmp_path_factory.mktemp("export_text_run")
-    data = text_corpus.write_tab_lines(root / "data.txt", text_corpus.corpus(per_class=24))
-    settings = Settings.load(cache_dir=root / "cache", offline=True)
-    summary = classify_text(data, str(tiny_text_module), settings, TrainConfig(epochs=30, learning_rate=0.05), output=root / "run")
-    assert summary["accuracy"] >= 0.9
-    return root / "run"
 
 
 def _copy_run(run, tmp_path):

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hubcli.errors import DataError
+from hubcli.errors import DataError, NotFoundError
+from hubcli.train.image_decode import decode_image
 from hubcli.train.images import (
     ImageModality,
-    decode_image,
     load_image_folder,
     module_image_size,
     parse_image_size,
@@ -115,6 +115,13 @@ def test_pre_split_layout_with_an_unknown_class_is_an_error(tmp_path):
     with pytest.raises(DataError, match="'purple' is not in train/"):
         load_image_folder(tmp_path)
 
+
+
+def test_split_folders_without_train_are_an_error_not_classes(tmp_path):
+    make_image_dataset(tmp_path / "test", per_class=2)
+    make_image_dataset(tmp_path / "val", per_class=2)
+    with pytest.raises(DataError, match="has test, val/ but no train/ folder"):
+        load_image_folder(tmp_path)
 
 def test_single_class_and_too_few_images_are_clear_errors(tmp_path):
     make_image_dataset(tmp_path / "one", per_class=8, classes=["red_squares"])
@@ -237,5 +244,12 @@ def test_tfds_dataset_by_name_keeps_its_own_test_split(tmp_path):
     assert sizes["test"] == 9 and sizes["train"] + sizes["validation"] == 24 and sizes["validation"] > 0
     pixels = decode_image(data.train[0].source, (8, 8))  # images stay encoded bytes until decoded
     assert isinstance(data.train[0].source, bytes) and pixels.shape == (8, 8, 3)
-    with pytest.raises(DataError, match="cannot load TFDS dataset 'no_such_dataset_xyz'"):
+    with pytest.raises(NotFoundError, match="TFDS dataset 'no_such_dataset_xyz' not found"):
         load_tfds("no_such_dataset_xyz", data_dir=tmp_path / "tfds")
+
+
+def test_both_modalities_implement_the_protocol():
+    from hubcli.train.modality import Modality
+    from hubcli.train.text import TextModality
+
+    assert isinstance(ImageModality((8, 8)), Modality) and isinstance(TextModality(), Modality)

@@ -15,28 +15,12 @@ from tests.helpers.cli_run import error_line, run_hubcli
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def tuned_run(tiny_image_module, tmp_path_factory):
-    """A real retrain-images run that fine-tuned the tiny module (so its weights moved)."""
-    from hubcli.config import Settings
-    from hubcli.train.core import TrainConfig
-    from hubcli.train.images import retrain_images
-
-    root = tmp_path_factory.mktemp("publish_run")
-    data = synthetic_images.make_image_dataset(root / "data", per_class=12)
-    settings = Settings.load(cache_dir=root / "cache", offline=True)
-    config = TrainConfig(epochs=30, learning_rate=0.05, fine_tune=True, fine_tune_epochs=2, seed=0)
-    summary = retrain_images(data, str(tiny_image_module), settings, config, output=root / "run")
-    assert summary["accuracy"] >= 0.9
-    return root / "run"
-
-
 def test_archive_is_deterministic_with_the_module_at_its_root(tiny_image_module, tmp_path):
+    from hubcli.export.module import export_module
     from hubcli.hub.download import sha256_file
-    from hubcli.hub.publish import export_module
 
-    first = export_module(tiny_image_module, tmp_path / "a" / "tiny.tar.gz", name="acme/tiny", license="Apache-2.0")
-    second = export_module(tiny_image_module, tmp_path / "b" / "tiny.tar.gz", name="acme/tiny")
+    first = export_module(tiny_image_module, output=tmp_path / "a" / "tiny.tar.gz", name="acme/tiny", license="Apache-2.0")
+    second = export_module(tiny_image_module, output=tmp_path / "b" / "tiny.tar.gz", name="acme/tiny")
     assert first.archive.read_bytes() == second.archive.read_bytes()
     assert first.metadata["sha256"] == sha256_file(first.archive) == second.metadata["sha256"]
     with tarfile.open(first.archive) as tar:
@@ -55,11 +39,11 @@ def test_archive_is_deterministic_with_the_module_at_its_root(tiny_image_module,
 
 
 def test_publish_discover_and_immutability(tiny_image_module, tiny_text_module, tmp_path):
-    from hubcli.hub.publish import export_module
+    from hubcli.export.module import export_module
 
     registry = tmp_path / "registry"
-    image = export_module(tiny_image_module, tmp_path / "tiny-image.tar.gz", name="acme/tiny-image", description="tiny colour grid")
-    text = export_module(tiny_text_module, tmp_path / "tiny-text.tar.gz", name="acme/tiny-text", version="3")
+    image = export_module(tiny_image_module, output=tmp_path / "tiny-image.tar.gz", name="acme/tiny-image", description="tiny colour grid")
+    text = export_module(tiny_text_module, output=tmp_path / "tiny-text.tar.gz", name="acme/tiny-text", version="3")
     for packed in (image, text):
         done = run_hubcli("publish", packed.archive, "--registry", registry, "--json")
         assert done.returncode == 0, done.stderr
@@ -111,10 +95,10 @@ def test_publish_refuses_what_pull_would_refuse(tmp_path):
 def test_publish_checks_the_metadata_it_publishes(tiny_image_module, tiny_text_module, tmp_path):
     import shutil
 
-    from hubcli.hub.publish import export_module
+    from hubcli.export.module import export_module
 
-    image = export_module(tiny_image_module, tmp_path / "image.tar.gz", name="acme/image")
-    text = export_module(tiny_text_module, tmp_path / "text.tar.gz", name="acme/text")
+    image = export_module(tiny_image_module, output=tmp_path / "image.tar.gz", name="acme/image")
+    text = export_module(tiny_text_module, output=tmp_path / "text.tar.gz", name="acme/text")
     registry = tmp_path / "registry"
     shutil.copyfile(text.archive, image.archive)  # the archive no longer matches its metadata
     swapped = run_hubcli("publish", image.archive, "--registry", registry)
@@ -125,20 +109,21 @@ def test_publish_checks_the_metadata_it_publishes(tiny_image_module, tiny_text_m
     assert not (registry / "index.json").exists()
 
 
-def test_feature_vector_round_trip_export_publish_pull_inspect_retrain(tuned_run, tiny_image_module, tmp_path, monkeypatch):
+def test_feature_vector_round_trip_export_publish_pull_inspect_retrain(image_run, tiny_image_module, tmp_path, monkeypatch):
     import keras
     import tensorflow as tf
 
     from hubcli.config import Settings
-    from hubcli.hub.publish import export_module, publish_module
+    from hubcli.export.module import export_module
+    from hubcli.hub.publish import publish_module
     from hubcli.hub.pull import pull
     from hubcli.savedmodel.inspector import inspect_module
-    from hubcli.train.core import TrainConfig
+    from hubcli.train.config import TrainConfig
     from hubcli.train.images import retrain_images
     from hubcli.train.layer import HubLayer
 
-    packed = export_module(tuned_run, tmp_path / "tuned.tar.gz", name="acme/tuned", version="1", as_="feature-vector")
-    assert packed.metadata["task"] == "image-feature-vector" and packed.metadata["provenance"]["run"] == str(tuned_run.resolve())
+    packed = export_module(image_run, output=tmp_path / "tuned.tar.gz", name="acme/tuned", version="1", as_="feature-vector")
+    assert packed.metadata["task"] == "image-feature-vector" and packed.metadata["provenance"]["run"] == str(image_run.resolve())
     registry = tmp_path / "registry"
     published = publish_module(packed.archive, str(registry))
 
@@ -151,8 +136,8 @@ def test_feature_vector_round_trip_export_publish_pull_inspect_retrain(tuned_run
     assert "training=True" in variants and "training=False" in variants
 
     # The module carries the run's fine-tuned weights: it computes the run's features, not the original's.
-    samples = tf.constant(np.load(tuned_run / "representative.npz")["inputs"][:16])
-    run_model = keras.models.load_model(tuned_run / "model.keras")
+    samples = tf.constant(np.load(image_run / "representative.npz")["inputs"][:16])
+    run_model = keras.models.load_model(image_run / "model.keras")
     (run_encoder,) = [layer for layer in run_model.layers if isinstance(layer, HubLayer)]
     shared = tf.saved_model.load(str(pulled.path))
     np.testing.assert_allclose(shared(samples, training=False).numpy(), run_encoder(samples).numpy(), atol=1e-5)
@@ -161,7 +146,8 @@ def test_feature_vector_round_trip_export_publish_pull_inspect_retrain(tuned_run
     assert len(shared.trainable_variables) == 4 and len(shared.regularization_losses) == 1
 
     data = synthetic_images.make_image_dataset(tmp_path / "data", per_class=12, seed=5)
-    summary = retrain_images(data, published.handle, settings, TrainConfig(epochs=30, learning_rate=0.05), output=tmp_path / "again")
+    config = TrainConfig(epochs=30, learning_rate=0.05)
+    summary = retrain_images(data, published.handle, settings=settings, config=config, output=tmp_path / "again")
     assert summary["accuracy"] >= 0.9
 
     # Exporting needs no --cache-dir/--mirror again: the run knows where its module was pulled to.
@@ -172,22 +158,33 @@ def test_feature_vector_round_trip_export_publish_pull_inspect_retrain(tuned_run
     assert export_run(tmp_path / "again", "keras").agreement.top1_agreement == 1.0
 
 
-def test_classification_module_reproduces_the_run(tuned_run, tmp_path):
+def test_classification_module_reproduces_the_run(image_run, tmp_path):
     import tensorflow as tf
 
-    from hubcli.hub.publish import export_module
+    from hubcli.export.module import export_module
 
-    packed = export_module(tuned_run, tmp_path / "classifier.tar.gz", name="acme/classifier", as_="classification")
+    packed = export_module(image_run, output=tmp_path / "classifier.tar.gz", name="acme/classifier", as_="classification")
     assert (packed.metadata["task"], packed.metadata["output_dim"]) == ("image-classification", 3)
     module_dir = tmp_path / "module"
     with tarfile.open(packed.archive) as tar:
         tar.extractall(module_dir, filter="data")
-    labels = (tuned_run / "labels.txt").read_text().split()
+    labels = (image_run / "labels.txt").read_text().split()
     assert (module_dir / "assets" / "labels.txt").read_text().split() == labels
 
-    samples = tf.constant(np.load(tuned_run / "representative.npz")["inputs"][:16])
+    samples = tf.constant(np.load(image_run / "representative.npz")["inputs"][:16])
     module = tf.saved_model.load(str(module_dir))
-    served = tf.saved_model.load(str(tuned_run / "model")).signatures["serving_default"]
+    served = tf.saved_model.load(str(image_run / "model")).signatures["serving_default"]
     expected = served(images=samples)["probabilities"].numpy()
     np.testing.assert_allclose(module(samples, training=False).numpy(), expected, atol=1e-5)
     np.testing.assert_allclose(module.signatures["serving_default"](images=samples)["probabilities"].numpy(), expected, atol=1e-5)
+
+
+def test_a_full_disk_is_one_clear_error_and_leaves_nothing(tiny_image_module, tmp_path):
+    from hubcli.export.module import export_module
+    from hubcli.fsio import DiskFullError
+    from tests.helpers.disk_full import file_size_limit
+
+    target = tmp_path / "out" / "tiny.tar.gz"
+    with file_size_limit(1024), pytest.raises(DiskFullError, match=f"cannot write {target}: File too large"):
+        export_module(tiny_image_module, output=target, name="acme/tiny")
+    assert list((tmp_path / "out").iterdir()) == []

@@ -87,7 +87,7 @@ def test_cli_defaults_are_the_library_defaults():
     import inspect
     from dataclasses import fields
 
-    from hubcli.train.core import TrainConfig
+    from hubcli.train.config import TrainConfig
 
     option_for = {
         "epochs": "epochs", "batch_size": "batch_size", "learning_rate": "learning_rate", "optimizer": "optimizer",

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from hubcli.errors import DataError, NotFoundError, UsageError
-from hubcli.train.text import load_text_dataset, text_key
+from hubcli.train.text_dataset import load_text_dataset, text_key
 from tests.helpers.text_corpus import build_tfds_dataset, corpus, write_class_folders, write_tab_lines
 
 POS = ["a wonderful film", "truly great acting", "I loved it, really"]
@@ -21,7 +21,7 @@ def write(path, text, encoding="utf-8"):
 
 
 def as_pairs(data):
-    return sorted((text, data.class_names[label]) for text, label in zip(data.texts, data.labels))
+    return sorted((text, data.class_names[label]) for text, label in zip(data.texts, data.labels, strict=True))
 
 
 EXPECTED = sorted([(t, "pos") for t in POS] + [(t, "neg") for t in NEG])
@@ -98,6 +98,25 @@ def test_class_folders(tmp_path):
     assert data.splits is None
 
 
+
+def test_class_folders_skip_runs_written_inside_them_and_read_any_suffix_case(tmp_path):
+    # `cd reviews && hubcli classify-text .` puts its default runs/ beside the class folders.
+    for i, t in enumerate(POS):
+        write(tmp_path / "pos" / f"{i}.TXT", t)
+    for i, t in enumerate(NEG):
+        write(tmp_path / "neg" / f"{i}.txt", t)
+    for run in (tmp_path / "runs" / "reviews", tmp_path / "pos" / "run"):
+        write(run / "run.json", "{}")
+        write(run / "labels.txt", "neg\npos\n")
+    data = load_text_dataset(tmp_path)
+    assert data.class_names == ["neg", "pos"] and as_pairs(data) == EXPECTED
+
+
+def test_split_folders_without_train_are_an_error(tmp_path):
+    write(tmp_path / "test" / "pos" / "0.txt", POS[0])
+    with pytest.raises(DataError, match="has test/ but no train/ folder"):
+        load_text_dataset(tmp_path)
+
 def test_aclimdb_layout_uses_its_own_splits_and_ignores_unsup(tmp_path):
     root = tmp_path / "aclImdb"
     write(root / "imdb.vocab", "the\nmovie\n")
@@ -112,7 +131,7 @@ def test_aclimdb_layout_uses_its_own_splits_and_ignores_unsup(tmp_path):
     assert data.format == "class_folders_split"
     assert as_pairs(data) == EXPECTED
     assert data.class_names == ["neg", "pos"]
-    by_text = dict(zip(data.texts, data.splits))
+    by_text = dict(zip(data.texts, data.splits, strict=True))
     assert by_text[POS[0]] == "train" and by_text[NEG[2]] == "test"
 
 
@@ -120,7 +139,7 @@ def test_split_keys_are_content_hashes_unmoved_by_added_rows(tmp_path):
     lines = [f"{t}\t1" for t in POS] + [f"{t}\t0" for t in NEG]
     before = load_text_dataset(write(tmp_path / "a.txt", "\n".join(lines)))
     after = load_text_dataset(write(tmp_path / "b.txt", "\n".join(["brand new one\t1"] + lines[::-1])))
-    assert dict(zip(before.texts, before.keys)).items() <= dict(zip(after.texts, after.keys)).items()
+    assert dict(zip(before.texts, before.keys, strict=True)).items() <= dict(zip(after.texts, after.keys, strict=True)).items()
     assert before.keys[0] == text_key(POS[0])
     # And so the hashed splits of old rows stay put when a corpus grows.
     rows = corpus(per_class=40)

@@ -13,9 +13,11 @@ tf = pytest.importorskip("tensorflow")
 
 from hubcli.config import Settings  # noqa: E402
 from hubcli.errors import HubcliError, UsageError  # noqa: E402
-from hubcli.train import core as training  # noqa: E402
-from hubcli.train import images as image_data
+from hubcli.train import images as image_data  # noqa: E402
+from hubcli.train.config import TrainConfig  # noqa: E402
+from hubcli.train.inference import evaluate  # noqa: E402
 from hubcli.train.layer import HubLayer  # noqa: E402
+from hubcli.train.rundir import default_output  # noqa: E402
 from tests.helpers.disk_full import file_size_limit  # noqa: E402
 from tests.helpers.synthetic_images import make_image_dataset  # noqa: E402
 
@@ -33,9 +35,9 @@ def settings(tmp_path_factory):
 
 
 def _retrain(dataset, module_path, settings, output, overwrite=False, **options):
-    config = training.TrainConfig(**{**FAST, **options})
+    config = TrainConfig(**{**FAST, **options})
     return image_data.retrain_images(
-        dataset, str(module_path), settings, config, output=output, overwrite=overwrite, validation_split=0.2, test_split=0.2
+        dataset, str(module_path), settings=settings, config=config, output=output, overwrite=overwrite, validation_split=0.2, test_split=0.2
     )
 
 
@@ -132,7 +134,7 @@ def test_existing_output_is_never_replaced_without_overwrite(frozen_run, dataset
         _retrain(dataset, tiny_image_module, settings, output)
     with pytest.raises(UsageError, match="unknown optimizer"):
         image_data.retrain_images(
-            dataset, str(tiny_image_module), settings, training.TrainConfig(optimizer="magic"),
+            dataset, str(tiny_image_module), settings=settings, config=TrainConfig(optimizer="magic"),
             output=output.parent / "never",
         )
     assert (output / "run.json").read_text() == before and not (output.parent / "never").exists()
@@ -151,8 +153,8 @@ def test_a_full_disk_is_one_clear_error_and_leaves_the_old_run_intact(frozen_run
 
 def test_default_output_never_overwrites(tmp_path):
     (tmp_path / "flowers").mkdir()
-    assert training.default_output("flowers", tmp_path) == tmp_path / "flowers-2"
-    assert training.default_output("tulips", tmp_path) == tmp_path / "tulips"
+    assert default_output("flowers", tmp_path) == tmp_path / "flowers-2"
+    assert default_output("tulips", tmp_path) == tmp_path / "tulips"
 
 
 def test_served_model_on_the_test_files_matches_the_runs_own_metrics(frozen_run, dataset, tmp_path):
@@ -165,7 +167,7 @@ def test_served_model_on_the_test_files_matches_the_runs_own_metrics(frozen_run,
         target = tmp_path / "test" / example.key
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(example.source, target)
-    evaluation = training.evaluate(output, tmp_path / "test")
+    evaluation = evaluate(output, tmp_path / "test")
     assert evaluation["examples"] == summary["splits"]["test"]
     assert evaluation["confusion_matrix"] == summary["confusion_matrix"]
     assert evaluation["loss"] == pytest.approx(summary["loss"], abs=1e-3)

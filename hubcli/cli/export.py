@@ -70,7 +70,7 @@ def export_module_command(
     quiet: QuietOpt = False,
 ) -> None:
     """Package a module as a hub-format .tar.gz (module at the root) with a metadata .json beside it."""
-    from hubcli.hub.publish import export_module
+    from hubcli.export.module import export_module
 
     start_output(quiet, json_output)
     packed = export_module(

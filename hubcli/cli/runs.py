@@ -25,7 +25,7 @@ def evaluate_command(
     quiet: QuietOpt = False,
 ) -> None:
     """Accuracy, per-class precision/recall/F1 and confusion matrix of a trained run on labelled data."""
-    from hubcli.train.core import evaluate
+    from hubcli.train.inference import evaluate
 
     start_output(quiet, json_output)
     text_options = {"text_column": text_column, "label_column": label_column, "encoding": encoding}
@@ -51,7 +51,7 @@ def predict_command(
     quiet: QuietOpt = False,
 ) -> None:
     """Classify inputs with a trained run: top-k class names and probabilities."""
-    from hubcli.train.core import predict, prediction_items
+    from hubcli.train.inference import predict, prediction_items
 
     start_output(quiet, json_output)
     items = prediction_items(model, files=[str(f) for f in files or []], texts=texts)

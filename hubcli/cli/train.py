@@ -61,7 +61,7 @@ def retrain_images_command(
 
     start_output(quiet, json_output)
     summary = retrain_images(
-        data_dir, module, load_settings(cache_dir, offline, mirror), config, output=output, overwrite=overwrite,
+        data_dir, module, settings=load_settings(cache_dir, offline, mirror), config=config, output=output, overwrite=overwrite,
         tfds_name=tfds, validation_split=validation_split, test_split=test_split, image_size=parse_image_size(image_size),
     )
     _report_run("retrain-images", summary, json_output, "images")
@@ -116,7 +116,7 @@ def classify_text_command(
     start_output(quiet, json_output)
     # classify_text checks the data, then the module, before TensorFlow loads: bad input costs no start-up time.
     summary = classify_text(
-        data, module, load_settings(cache_dir, offline, mirror), config, output=output, overwrite=overwrite,
+        data, module, settings=load_settings(cache_dir, offline, mirror), config=config, output=output, overwrite=overwrite,
         tfds_name=tfds, tfds_data_dir=tfds_data_dir, text_column=text_column, label_column=label_column, encoding=encoding,
         preprocessor_handle=preprocessor, validation_split=validation_split, test_split=test_split,
     )

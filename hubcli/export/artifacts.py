@@ -43,98 +43,13 @@ from pathlib import Path
 
 import numpy as np
 
-from hubcli.errors import ExportError, NotFoundError, UsageError
+from hubcli.errors import ExportError, UsageError
+from hubcli.fsio import disk_full_reason, swap_into_place, write_text_atomic
+from hubcli.train.batches import in_batches
+from hubcli.train.rundir import EXPORT_DIR, LABELS_FILE, Run, open_run
 
 FORMATS = ("savedmodel", "tflite", "keras")
 DEFAULT_MIN_AGREEMENT = 0.99
-#: Enough samples for a stable agreement figure without slowing the export down.
-_MAX_CHECK_SAMPLES = 200
-_BATCH = 32
-
-
-@dataclass(frozen=True)
-class Run:
-    """The parts of a run directory an export reads (see the brief's run contract)."""
-
-    path: Path
-    task: str
-    labels: list[str]
-    image_size: tuple[int, int] | None
-    #: File name of the representative inputs inside the run, or None.
-    representative: str | None
-    #: Module handle -> the directory the run resolved it to (its module and any preprocessor).
-    module_paths: dict[str, str] = field(default_factory=dict)
-
-    def load_keras_model(self, path: Path | None = None):
-        """The run's ``model.keras`` (or a copy at ``path``), its modules found where the run found them.
-
-        Without that, reloading a hub handle would use this process's default cache and
-        mirror, which need not be the ones the run was trained with.
-        """
-        import keras
-
-        from hubcli.errors import HubcliError
-        from hubcli.train.layer import known_module_paths
-
-        try:
-            with known_module_paths(self.module_paths):
-                return keras.models.load_model(path or self.keras_model)
-        except Exception as err:
-            # Keras wraps a layer's own error (module not found, offline...) in a long TypeError.
-            cause = err
-            while cause is not None and not isinstance(cause, HubcliError):
-                cause = cause.__cause__ or cause.__context__
-            if cause is not None:
-                raise cause from None
-            raise
-
-    def samples(self, limit: int = _MAX_CHECK_SAMPLES) -> np.ndarray | None:
-        """Up to ``limit`` representative inputs as the model takes them (float images or str objects)."""
-        if not self.representative:
-            return None
-        sample_file = self.path / self.representative
-        if not sample_file.is_file():
-            raise NotFoundError(f"run {self.path} lists {self.representative} but the file is missing")
-        with np.load(sample_file, allow_pickle=False) as data:
-            samples = data["inputs"][:limit]
-        return samples.astype(object) if samples.dtype.kind == "U" else samples
-
-    @property
-    def serving_model(self) -> Path:
-        return self.path / "model"
-
-    @property
-    def keras_model(self) -> Path:
-        return self.path / "model.keras"
-
-
-def open_run(path: str | os.PathLike) -> Run:
-    """Read a run directory; ``path`` may also be its ``model/`` or ``model.keras``.
-
-    Example:
-        >>> run = open_run("runs/flowers/model.keras")  # doctest: +SKIP
-        >>> run.path.name, run.labels[:2]  # doctest: +SKIP
-        ('flowers', ['daisy', 'dandelion'])
-    """
-    given = Path(path)
-    if not given.exists():
-        raise NotFoundError(f"no run or model at {given}")
-    run_dir = given if given.is_dir() and (given / "run.json").is_file() else given.parent
-    run_file = run_dir / "run.json"
-    if not run_file.is_file():
-        raise NotFoundError(f"{given} is not a hubcli run directory (no run.json); give the directory retrain-images or classify-text wrote")
-    try:
-        meta = json.loads(run_file.read_text(encoding="utf-8"))
-        task, labels = meta["task"], list(meta["labels"])
-    except (ValueError, KeyError, TypeError) as err:
-        raise ExportError(f"{run_file} is damaged: {err}") from None
-    size = meta.get("image_size")
-    module_paths = {
-        part["handle"]: part["path"]
-        for part in (meta.get("module"), meta.get("preprocessor"))
-        if isinstance(part, dict) and part.get("handle") and part.get("path") and Path(part["path"]).is_dir()
-    }
-    return Run(run_dir, task, labels, tuple(size) if size else None, meta.get("representative"), module_paths)
 
 
 @dataclass(frozen=True)
@@ -196,7 +111,7 @@ class ExportResult:
 
 def default_output(run: Run, format: str, quantize: str = "none") -> Path:
     """``<run>/export/saved_model``, ``.../model.tflite`` (``model_<quantize>.tflite``) or ``.../model.keras``."""
-    export_dir = run.path / "export"
+    export_dir = run.path / EXPORT_DIR
     if format == "savedmodel":
         return export_dir / "saved_model"
     if format == "keras":
@@ -221,27 +136,26 @@ def check_export_options(format: str, quantize: str = "none", min_agreement: flo
 def export_run(
     run_or_model: str | os.PathLike,
     format: str,
+    *,
     output: str | os.PathLike | None = None,
     quantize: str = "none",
     min_agreement: float = DEFAULT_MIN_AGREEMENT,
     overwrite: bool = False,
 ) -> ExportResult:
-    """Export a run as ``format`` and check it against the run's serving model."""
+    """Export a run as ``format`` and check it against the run's serving model.
+
+    ``output`` defaults to :func:`default_output`; ``quantize`` applies to TFLite. An
+    export below ``min_agreement`` is refused and kept as ``<output>.rejected``.
+    """
     check_export_options(format, quantize, min_agreement)
     run = open_run(run_or_model)
     samples = run.samples()
     if samples is None:
         reason = "int8 quantisation needs its representative data" if quantize == "int8" else "hubcli needs sample inputs to check the export"
         raise ExportError(f"run {run.path} has no representative.npz: {reason}")
-    target = Path(output) if output else default_output(run, format, quantize)
-    if target.exists() and not overwrite:
-        raise UsageError(f"{target} already exists; remove it, choose another --output, or pass --overwrite")
-    suffix = {"tflite": ".tflite", "keras": ".keras"}.get(format)
-    if suffix and target.suffix != suffix:
-        raise UsageError(f"--output for --format {format} must end in {suffix}")
-    target.parent.mkdir(parents=True, exist_ok=True)
+    target = _target(run, format, quantize, output, overwrite)
 
-    from hubcli.train.core import ServingModel, out_of_space
+    from hubcli.train.serving import ServingModel
 
     # The reference is computed exactly as evaluate and predict compute a run's answers.
     reference = ServingModel(run).probabilities(samples)
@@ -251,26 +165,43 @@ def export_run(
         exporter = {"savedmodel": _export_savedmodel, "tflite": _export_tflite, "keras": _export_keras}[format]
         checks, details = exporter(run, samples, candidate, reference, quantize)
         result = ExportResult(format, target, _size(candidate), quantize if format == "tflite" else None, min_agreement, checks, details=details)
-        if result.agreement.top1_agreement < min_agreement:
-            rejected = target.with_name(target.name + ".rejected")
-            _replace(candidate, rejected)
-            worst = result.agreement
-            raise ExportError(
-                f"{format} export agrees with the original on only {worst.top1_agreement:.1%} of {worst.samples} samples "
-                f"(max prob. diff {worst.max_abs_diff:.3g}; need {min_agreement:.1%}); kept as {rejected} for inspection"
-            )
-        if format == "tflite":
-            result.labels_path = target.parent / "labels.txt"
-            _write_text_atomic(result.labels_path, "\n".join(run.labels) + "\n")
-        _replace(candidate, target)
+        _place(result, candidate, run.labels)
         return result
-    except OSError as err:
-        reason = out_of_space(err)
+    except BaseException as err:
+        reason = disk_full_reason(err)
         if reason:
             raise ExportError(f"cannot write {target}: {reason}; nothing was written") from None
         raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _target(run: Run, format: str, quantize: str, output: str | os.PathLike | None, overwrite: bool) -> Path:
+    """Where the export goes, its folder made; refuses to replace a file without ``overwrite``."""
+    target = Path(output) if output else default_output(run, format, quantize)
+    if target.exists() and not overwrite:
+        raise UsageError(f"{target} already exists; remove it, choose another --output, or pass --overwrite")
+    suffix = {"tflite": ".tflite", "keras": ".keras"}.get(format)
+    if suffix and target.suffix != suffix:
+        raise UsageError(f"--output for --format {format} must end in {suffix}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return target
+
+
+def _place(result: ExportResult, candidate: Path, labels: list[str]) -> None:
+    """Move a checked ``candidate`` to ``result.path`` (labels beside a TFLite file), or reject it."""
+    target, worst = result.path, result.agreement
+    if worst.top1_agreement < result.min_agreement:
+        rejected = target.with_name(target.name + ".rejected")
+        swap_into_place(candidate, rejected)
+        raise ExportError(
+            f"{result.format} export agrees with the original on only {worst.top1_agreement:.1%} of {worst.samples} samples "
+            f"(max prob. diff {worst.max_abs_diff:.3g}; need {result.min_agreement:.1%}); kept as {rejected} for inspection"
+        )
+    if result.format == "tflite":
+        result.labels_path = target.parent / LABELS_FILE
+        write_text_atomic(result.labels_path, "\n".join(labels) + "\n")
+    swap_into_place(candidate, target)
 
 
 # -- formats -------------------------------------------------------------------------
@@ -316,30 +247,22 @@ def _export_tflite(run: Run, samples: np.ndarray, candidate: Path, reference: np
 
 
 def _signature_probabilities(loaded, signature: str, inputs: np.ndarray) -> np.ndarray:
-    """Run one signature of an exported SavedModel over ``inputs`` in batches; returns its probabilities.
+    """Run one signature of an exported SavedModel over ``inputs``; returns its probabilities.
 
-    (The run's own model goes through ``training.ServingModel``, which also loads the op
-    libraries; by the time an export is checked they are loaded.)
+    (The run's own model goes through ``ServingModel``, which also loads the op libraries;
+    by the time an export is checked they are loaded.)
     """
-    import tensorflow as tf
+    from hubcli.train.serving import signature_probabilities
 
     if signature not in loaded.signatures:
         raise ExportError(f"the exported model has no {signature!r} signature (it has {', '.join(sorted(loaded.signatures)) or 'none'})")
-    function = loaded.signatures[signature]
-    (input_name,) = function.structured_input_signature[1]
-    outputs = []
-    for start in range(0, len(inputs), _BATCH):
-        batch = tf.constant(inputs[start : start + _BATCH])
-        outputs.append(function(**{input_name: batch})["probabilities"].numpy())
-    return np.concatenate(outputs)
+    return signature_probabilities(loaded.signatures[signature], inputs)
 
 
 def _predict_keras(model, inputs: np.ndarray) -> np.ndarray:
     import tensorflow as tf
 
-    return np.concatenate(
-        [np.asarray(model(tf.constant(inputs[s : s + _BATCH]), training=False)) for s in range(0, len(inputs), _BATCH)]
-    )
+    return in_batches(lambda batch: model(tf.constant(batch), training=False), inputs)
 
 
 def _png_bytes(images: np.ndarray) -> np.ndarray:
@@ -382,22 +305,3 @@ def _size(path: Path) -> int:
     if path.is_file():
         return path.stat().st_size
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-
-
-def _replace(source: Path, target: Path) -> None:
-    """Move ``source`` to ``target``, replacing a file or directory that is there."""
-    if target.is_dir() and not target.is_symlink():
-        # os.replace cannot replace a non-empty directory: move the old one aside first.
-        old = target.with_name(f".{target.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(target, old)
-        os.replace(source, target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(source, target)
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(text, encoding="utf-8")
-    os.replace(partial, path)

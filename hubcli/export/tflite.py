@@ -50,6 +50,7 @@ import numpy as np
 
 from hubcli.errors import ExportError
 from hubcli.quiet_tensorflow import native_stderr_silenced
+from hubcli.train.batches import in_batches
 
 QUANTIZE_MODES = ("none", "dynamic", "float16", "int8")
 
@@ -184,14 +185,13 @@ def run_tflite(flatbuffer: bytes, inputs: np.ndarray, batch_size: int = 32) -> n
     """
     import tensorflow as tf
 
-    outputs = []
     with warnings.catch_warnings(), native_stderr_silenced():
         # tf.lite.Interpreter warns that it moves to ai_edge_litert; it still works in TF 2.21.
         warnings.simplefilter("ignore")
         interpreter = tf.lite.Interpreter(model_content=flatbuffer)
         input_index = interpreter.get_input_details()[0]["index"]
-        for start in range(0, len(inputs), batch_size):
-            batch = inputs[start : start + batch_size]
+
+        def run(batch: np.ndarray) -> np.ndarray:
             interpreter.resize_tensor_input(input_index, list(batch.shape), strict=False)
             try:
                 interpreter.allocate_tensors()
@@ -201,8 +201,9 @@ def run_tflite(flatbuffer: bytes, inputs: np.ndarray, batch_size: int = 32) -> n
             interpreter.set_tensor(source["index"], _to_tensor_dtype(batch, source))
             interpreter.invoke()
             target = interpreter.get_output_details()[0]
-            outputs.append(_from_tensor_dtype(interpreter.get_tensor(target["index"]), target))
-    return np.concatenate(outputs, axis=0)
+            return _from_tensor_dtype(interpreter.get_tensor(target["index"]), target)
+
+        return in_batches(run, inputs, batch_size=batch_size)
 
 
 def _to_tensor_dtype(values: np.ndarray, detail: dict) -> np.ndarray:

@@ -1,11 +1,9 @@
-"""Image datasets (class folders, pre-split folders, TFDS) and the image Modality.
+"""Image datasets (class folders, pre-split folders, TFDS), the image Modality and ``retrain-images``.
 
 Reading is forgiving about what photo folders really contain:
 
-- JPEG, PNG, GIF (first frame), BMP and WebP, by file suffix; hidden files and
-  folders and other files are ignored;
-- EXIF orientation is applied; grayscale, CMYK, palette, alpha and 16-bit
-  images become 8-bit RGB (alpha is dropped, as TensorFlow's decoders do);
+- every image format :mod:`hubcli.train.image_decode` reads, by file suffix; hidden
+  files and folders and other files are ignored;
 - a corrupt or truncated file is skipped and named in one warning;
 - the same picture filed under two classes is reported.
 
@@ -22,8 +20,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
-import io
 import os
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -34,51 +30,18 @@ from pathlib import Path
 import numpy as np
 
 from hubcli import console
+from hubcli.config import Settings
 from hubcli.errors import DataError, InvalidModuleError, NotFoundError, UsageError
-from hubcli.train.splits import SPLIT_FOLDERS, Example, LabeledData
+from hubcli.train.class_folders import scan_class_folders
+from hubcli.train.config import TrainConfig
+from hubcli.train.image_decode import DECODER_VERSION, IMAGE_SUFFIXES, content_hash, decode_failure, decode_image, read_source
+from hubcli.train.module_ref import ModuleRef
+from hubcli.train.rundir import Run, default_output
+from hubcli.train.splits import Example, LabeledData
+from hubcli.train.tfds_reader import read_tfds
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".gif", ".bmp", ".webp"})
-#: Bumped whenever decode_image could produce different pixels for the same file.
-DECODER_VERSION = 1
 #: Representative inputs kept for int8 calibration (float images are large; 100 calibrate well).
 REPRESENTATIVE_IMAGES = 100
-
-
-def _visible(path: Path) -> bool:
-    return not path.name.startswith(".")
-
-
-def _is_run(path: Path) -> bool:
-    return (path / "run.json").is_file()
-
-
-def _holds_runs(path: Path) -> bool:
-    """A run directory, or a folder of only runs (the default ``runs/``).
-
-    ``cd flowers && hubcli retrain-images .`` writes runs/ beside the class folders;
-    their plots must not become a class of images on the next run.
-    """
-    if _is_run(path):
-        return True
-    children = [child for child in path.iterdir() if _visible(child)]
-    return bool(children) and all(child.is_dir() and _is_run(child) for child in children)
-
-
-def _image_files(folder: Path) -> list[Path]:
-    """Image files under ``folder`` (recursively), skipping hidden files and folders and runs, sorted."""
-    found = []
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and not _is_run(Path(dirpath) / d))
-        found.extend(
-            Path(dirpath) / name
-            for name in sorted(filenames)
-            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_SUFFIXES
-        )
-    return found
-
-
-def _class_folders(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_dir() and _visible(p) and not _holds_runs(p))
 
 
 def scan_image_folder(root: str | os.PathLike) -> tuple[list[str], list[Example]]:
@@ -91,36 +54,12 @@ def scan_image_folder(root: str | os.PathLike) -> tuple[list[str], list[Example]
         raise DataError(f"{root} is a file, not a folder of class folders of images")
     if not root.is_dir():
         raise NotFoundError(f"dataset folder {root} does not exist")
-    subfolders = _class_folders(root)
-    split_folders = [p for p in subfolders if p.name.lower() in SPLIT_FOLDERS]
-    if split_folders and any(p.name.lower() == "train" for p in split_folders):
-        # A pre-split dataset: classes come from train/, the other splits must use the same names.
-        sources = [(p, SPLIT_FOLDERS[p.name.lower()]) for p in split_folders]
-        labels = [p.name for p in _class_folders(root / next(p.name for p in split_folders if p.name.lower() == "train"))]
-    else:
-        sources = [(root, None)]
-        labels = [p.name for p in subfolders]
-    index = {name: i for i, name in enumerate(labels)}
-    examples = []
-    for folder, split in sources:
-        for class_folder in _class_folders(folder):
-            if class_folder.name not in index:
-                raise DataError(f"{class_folder.relative_to(root)}: class {class_folder.name!r} is not in train/")
-            for path in _image_files(class_folder):
-                examples.append(Example(path.relative_to(root).as_posix(), index[class_folder.name], path, split))
-    if not labels:
+    found = scan_class_folders(root, suffixes=IMAGE_SUFFIXES)
+    if not found.class_names:
         raise DataError(f"{root} has no class folders; expected {root}/<class name>/<images>")
-    return labels, examples
-
-
-def content_hash(data: bytes) -> str:
-    """The cache identity of an image: sha256 of its encoded bytes."""
-    return hashlib.sha256(data).hexdigest()
-
-
-def read_source(source) -> bytes:
-    """Encoded bytes of an example's source (a path, or bytes already in memory)."""
-    return source if isinstance(source, bytes) else Path(source).read_bytes()
+    index = {name: i for i, name in enumerate(found.class_names)}
+    examples = [Example(file.path.relative_to(root).as_posix(), index[file.class_name], file.path, file.split) for file in found.files]
+    return found.class_names, examples
 
 
 def report_duplicates(examples: Sequence[Example], hashes: dict[str, str]) -> list[tuple[str, str]]:
@@ -145,86 +84,31 @@ def load_image_folder(root, validation_split: float = 0.1, test_split: float = 0
     return LabeledData.from_examples(labels, examples, validation_split, test_split, origin=str(root))
 
 
-def load_tfds(name: str, validation_split: float = 0.1, test_split: float = 0.1, data_dir=None) -> LabeledData:
+def load_tfds(name: str, *, validation_split: float = 0.1, test_split: float = 0.1, data_dir: str | os.PathLike | None = None) -> LabeledData:
     """A TFDS image-classification dataset, with its own splits where it has them.
 
-    Images stay encoded (``SkipDecoding``) so they decode, hash and cache like files.
+    Images stay encoded so they decode, hash and cache like files.
     """
-    import tensorflow_datasets as tfds
 
-    try:
-        builder = tfds.builder(name, data_dir=data_dir)
-        builder.download_and_prepare()
-    except Exception as err:  # noqa: BLE001 - TFDS raises many unrelated types for "cannot get it"
-        raise DataError(f"cannot load TFDS dataset {name!r}: {err}") from None
-    features = builder.info.features
-    image_key = next((k for k, f in features.items() if isinstance(f, tfds.features.Image)), None)
-    label_key = next((k for k, f in features.items() if isinstance(f, tfds.features.ClassLabel)), None)
-    if image_key is None or label_key is None:
-        raise DataError(f"TFDS dataset {name!r} has no image and class-label features")
-    labels = list(features[label_key].names)
-    examples = []
-    for split_name in builder.info.splits:
-        split = {"train": "train", "validation": "validation", "test": "test"}.get(split_name)
-        if split is None:
-            continue
-        dataset = builder.as_dataset(split=split_name, decoders={image_key: tfds.decode.SkipDecoding()})
-        for position, record in enumerate(tfds.as_numpy(dataset)):
-            examples.append(Example(f"{split_name}/{position}", int(record[label_key]), bytes(record[image_key]), split))
-    return LabeledData.from_examples(labels, examples, validation_split, test_split, origin=f"tfds:{name}")
+    def choose_features(info) -> tuple[str, str]:
+        import tensorflow_datasets as tfds
 
+        features = info.features
+        image_key = next((k for k, f in features.items() if isinstance(f, tfds.features.Image)), None)
+        label_key = next((k for k, f in features.items() if isinstance(f, tfds.features.ClassLabel)), None)
+        if image_key is None or label_key is None:
+            raise DataError(f"TFDS dataset {name!r} has no image and class-label features")
+        return image_key, label_key
 
-def _to_rgb(image):
-    """8-bit RGB from any PIL mode; 16-bit and float grayscale are rescaled, not clipped."""
-    from PIL import Image
-
-    if image.mode in ("I", "F") or image.mode.startswith("I;16"):
-        values = np.asarray(image, dtype=np.float64)
-        if image.mode == "F":
-            top = max(float(values.max()), 1e-12)
-        else:
-            top = 65535.0 if values.max() > 255 else 255.0
-        gray = np.clip(values / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        return Image.fromarray(gray, "L").convert("RGB")
-    if image.mode == "P" and "transparency" in image.info:
-        # Palette transparency must go through RGBA, or PIL warns and may pick the wrong colour.
-        image = image.convert("RGBA")
-    return image if image.mode == "RGB" else image.convert("RGB")
-
-
-def decode_image(data: bytes, size: tuple[int, int]) -> np.ndarray:
-    """Encoded bytes -> uint8 [h, w, 3] RGB at ``size`` (EXIF-rotated, first frame).
-
-    Raises ``ValueError`` (or PIL's ``OSError``) for corrupt or truncated data.
-    """
-    from PIL import Image, ImageOps
-
-    height, width = size
-    with Image.open(io.BytesIO(data)) as image:
-        if image.format == "JPEG":
-            # Let libjpeg decode at a reduced scale when the photo is much larger than needed.
-            image.draft("RGB", (width, height))
-        image.seek(0)
-        image.load()
-        image = ImageOps.exif_transpose(image)
-        image = _to_rgb(image)
-        if image.size != (width, height):
-            image = image.resize((width, height), Image.BILINEAR)
-        return np.asarray(image, dtype=np.uint8)
-
-
-def decode_failure(err: Exception) -> str:
-    """Why decode_image failed, in words for a warning or an error line."""
-    from PIL import UnidentifiedImageError
-
-    if isinstance(err, UnidentifiedImageError):
-        # PIL's own text names an in-memory buffer ("<_io.BytesIO object at 0x...>"), not the file.
-        return "not a recognised image format"
-    return f"{type(err).__name__}: {err}".strip()
+    dataset = read_tfds(name, choose_features=choose_features, data_dir=data_dir, skip_decoding=True)
+    examples = [
+        Example(f"{record.split_name}/{record.position}", int(record.label), bytes(record.value), record.split) for record in dataset.records
+    ]
+    return LabeledData.from_examples(dataset.label_names, examples, validation_split, test_split, origin=f"tfds:{name}")
 
 
 class ImageModality:
-    """The image side of the training core (see hubcli.train.core for the interface)."""
+    """Images as module inputs: a :class:`~hubcli.train.modality.Modality`."""
 
     task = "image"
     supports_augmentation = True
@@ -307,7 +191,7 @@ class ImageModality:
 
         return keras.Input((*self.image_size, 3), name="images")
 
-    def build_encoder(self, module, trainable: bool):
+    def build_encoder(self, module: ModuleRef, trainable: bool):
         from hubcli.train.layer import HubLayer
 
         return HubLayer(module.layer_handle, trainable=trainable, settings=module.settings)
@@ -315,7 +199,7 @@ class ImageModality:
     def serving_signatures(self, model, labels: Sequence[str]) -> dict:
         import tensorflow as tf
 
-        from hubcli.train.core import classify_outputs
+        from hubcli.train.serving import classify_outputs
 
         height, width = self.image_size
 
@@ -342,7 +226,7 @@ class ImageModality:
         return {"image_size": list(self.image_size)}
 
     @classmethod
-    def from_run(cls, run) -> ImageModality:
+    def from_run(cls, run: Run) -> ImageModality:
         if not run.image_size:
             raise DataError(f"run {run.path} records no image_size")
         return cls(run.image_size)
@@ -396,39 +280,49 @@ def module_image_size(info, requested: tuple[int, int] | None, handle: str) -> t
 
 
 def retrain_images(
-    data_dir,
+    data_dir: str | os.PathLike | None,
     module_handle: str,
-    settings,
-    config,
-    output=None,
+    *,
+    settings: Settings,
+    config: TrainConfig,
+    output: str | os.PathLike | None = None,
     overwrite: bool = False,
     tfds_name: str | None = None,
     validation_split: float = 0.1,
     test_split: float = 0.1,
     image_size: tuple[int, int] | None = None,
 ) -> dict:
-    """The library behind ``hubcli retrain-images``: data + module -> a run directory."""
-    from hubcli.train import core as training
+    """The library behind ``hubcli retrain-images``: data + module -> a run directory.
+
+    ``data_dir`` is a class-folder (or pre-split) dataset, or None with ``tfds_name``;
+    ``image_size`` is needed only when the module does not say its own.
+
+    Example:
+        >>> summary = retrain_images("flowers/", "efficientnet_lite0", settings=Settings.load(), config=TrainConfig())  # doctest: +SKIP
+        >>> summary["output"]  # doctest: +SKIP
+        'runs/flowers'
+    """
+    from hubcli.train.core import train
 
     if (data_dir is None) == (tfds_name is None):
         raise UsageError("give a DATA_DIR or --tfds NAME (one of them)")
     if tfds_name:
-        data = load_tfds(tfds_name, validation_split, test_split)
+        data = load_tfds(tfds_name, validation_split=validation_split, test_split=test_split)
         name = tfds_name
     else:
         data = load_image_folder(data_dir, validation_split, test_split)
         name = Path(data_dir).resolve().name
-    module = training.ModuleRef.resolve(module_handle, settings)
+    module = ModuleRef.resolve(module_handle, settings)
     modality = ImageModality(module_image_size(module.info, image_size, module_handle))
     if not tfds_name:
         report_duplicates(data.all_examples(), {e.key: modality.content_hash(e) for e in data.all_examples()})
-    output = training.default_output(name) if output is None else output
-    return training.train(
+    output = default_output(name) if output is None else output
+    return train(
         data,
         modality,
-        module,
-        config,
-        output,
+        module=module,
+        config=config,
+        output=output,
         overwrite=overwrite,
         data_config={"validation_split": validation_split, "test_split": test_split},
     )

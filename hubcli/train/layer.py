@@ -32,8 +32,10 @@ from __future__ import annotations
 import contextvars
 import importlib
 import inspect
+from collections.abc import Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import keras
@@ -46,7 +48,7 @@ from hubcli.savedmodel.formats import TF1_HUB
 ALL_OUTPUTS = "*"
 
 #: handle -> module directory already on disk, consulted before resolving (see known_module_paths).
-_KNOWN_PATHS: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("hubcli_known_module_paths", default={})
+_KNOWN_PATHS: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar("hubcli_known_module_paths", default=MappingProxyType({}))
 
 
 @contextmanager
@@ -124,6 +126,7 @@ class HubLayer(keras.layers.Layer):
     def __init__(
         self,
         handle: str,
+        *,
         trainable: bool = False,
         signature: str | None = None,
         output_key: str | None = None,
@@ -260,7 +263,7 @@ class PreprocessedEncoder(keras.layers.Layer):
         >>> features = encoder(keras.Input((), dtype="string"))  # [None, 128] pooled output  # doctest: +SKIP
     """
 
-    def __init__(self, preprocessor: str, encoder: str, trainable: bool = False, output_key: str | None = None, settings=None, **kwargs):
+    def __init__(self, preprocessor: str, encoder: str, *, trainable: bool = False, output_key: str | None = None, settings=None, **kwargs):
         kwargs.setdefault("autocast", False)
         super().__init__(trainable=trainable, **kwargs)
         self.preprocessor = HubLayer(preprocessor, trainable=False, output_key=ALL_OUTPUTS, settings=settings, name="preprocessor")

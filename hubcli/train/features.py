@@ -1,0 +1,119 @@
+"""Features of examples under a frozen encoder, through the on-disk feature cache.
+
+Only cache misses are decoded and run through the module, in batches, with decoding
+pipelined ahead by the modality; identical examples (same content) run once.
+
+Example:
+    >>> extractor = FeatureExtractor(modality, encoder, cache=cache)  # doctest: +SKIP
+    >>> matrix, kept = extractor.features(data.train)  # doctest: +SKIP
+    >>> extractor.stats.to_json()["features_computed"]  # a warm re-run computes none  # doctest: +SKIP
+    0
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from hubcli import console
+from hubcli.train.feature_cache import FeatureCache
+from hubcli.train.modality import Modality
+from hubcli.train.splits import Example
+
+#: Bumped when augment() could produce different pixels for the same (image, copy) seed.
+AUGMENT_VERSION = 1
+
+
+@dataclass
+class ExtractionStats:
+    """What feature extraction did; `features_computed == 0` means the module never ran."""
+
+    features_computed: int = 0
+    features_cached: int = 0
+    forward_batches: int = 0
+    seconds: float = 0.0
+
+    def to_json(self) -> dict:
+        rate = self.features_computed / self.seconds if self.features_computed and self.seconds > 0 else None
+        return {
+            "features_computed": self.features_computed,
+            "features_cached": self.features_cached,
+            "forward_batches": self.forward_batches,
+            "seconds": round(self.seconds, 3),
+            "examples_per_s": round(rate, 1) if rate else None,
+        }
+
+
+class FeatureExtractor:
+    """Features of examples under a frozen ``encoder``, cached in ``cache`` (None: no cache)."""
+
+    def __init__(self, modality: Modality, encoder: keras.layers.Layer, *, cache: FeatureCache | None, batch_size: int = 32):
+        self.modality = modality
+        self.cache = cache
+        self.batch_size = batch_size
+        self.stats = ExtractionStats()
+        self._forward = tf.function(lambda raw: encoder(modality.model_inputs(raw), training=False), reduce_retracing=True)
+        self._forward_augmented = tf.function(
+            lambda raw, seeds: encoder(modality.model_inputs(modality.augment(raw, seeds)), training=False),
+            reduce_retracing=True,
+        )
+
+    def _key(self, example: Example, copy: int | None) -> str:
+        digest = self.modality.content_hash(example)
+        return digest if copy is None else f"{digest}+aug{AUGMENT_VERSION}.{copy}"
+
+    def features(self, examples: Sequence[Example], copy: int | None = None, description: str = "extracting features") -> tuple[np.ndarray, list[int]]:
+        """Features [n_ok, dim] and the positions (into ``examples``) they belong to.
+
+        ``copy`` selects the n-th augmented copy instead of the plain example.
+        Unreadable examples are left out (and recorded in ``modality.failures``).
+        """
+        keys = [self._key(example, copy) for example in examples]
+        found, _ = self.cache.get(keys) if self.cache is not None else ({}, None)
+        self.stats.features_cached += sum(1 for key in keys if key in found)
+        # Identical files (same key) are computed once.
+        first_of_key: dict[str, int] = {}
+        for i, key in enumerate(keys):
+            if key not in found:
+                first_of_key.setdefault(key, i)
+        if first_of_key:
+            unique = list(first_of_key.values())
+            found.update(self._compute([examples[i] for i in unique], [keys[i] for i in unique], copy, description))
+        kept = [i for i, key in enumerate(keys) if key in found]
+        dim = next(iter(found.values())).shape[-1] if found else 0
+        matrix = np.stack([found[keys[i]] for i in kept]) if kept else np.zeros((0, dim), np.float32)
+        return matrix, kept
+
+    def _compute(self, examples: list[Example], keys: list[str], copy: int | None, description: str) -> dict[str, np.ndarray]:
+        """Run the module on ``examples`` (cache misses), storing what it computes in the cache."""
+        computed: dict[str, np.ndarray] = {}
+        started = time.perf_counter()
+        with console.progress_bar(len(examples), description, unit="ex") as bar:
+            for positions, raw in self.modality.iter_inputs(examples, self.batch_size):
+                batch_keys = [keys[p] for p in positions]
+                if copy is None:
+                    batch = self._forward(tf.constant(raw))
+                else:
+                    # A stateless seed per (example, copy): the same copy is the same pixels on every run.
+                    seeds = np.asarray([[int(key[:8], 16) & 0x7FFFFFFF, copy] for key in batch_keys], dtype=np.int32)
+                    batch = self._forward_augmented(tf.constant(raw), tf.constant(seeds))
+                values = batch.numpy()
+                computed.update(zip(batch_keys, values, strict=True))
+                if self.cache is not None:
+                    self.cache.put(batch_keys, values)
+                self.stats.forward_batches += 1
+                self.stats.features_computed += len(positions)
+                bar.update(len(positions))
+        self.stats.seconds += time.perf_counter() - started
+        return computed
+
+
+def raw_inputs(modality: Modality, examples: Sequence[Example], batch_size: int) -> np.ndarray:
+    """All readable raw inputs of ``examples`` in memory (fine-tuning, representative samples)."""
+    batches = [raw for _, raw in modality.iter_inputs(examples, batch_size)]
+    return np.concatenate(batches) if batches else np.zeros((0,))

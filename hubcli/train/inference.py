@@ -1,0 +1,116 @@
+"""Using a finished run: ``evaluate`` (metrics on labelled data) and ``predict`` (top-k classes).
+
+Both read the run through :func:`~hubcli.train.rundir.open_run`, pick its modality by the
+run's task, and compute answers with the run's own serving model
+(:class:`~hubcli.train.serving.ServingModel`), as every export check does.
+
+Example:
+    >>> evaluate("runs/flowers", "more_flowers/")["accuracy"]  # doctest: +SKIP
+    0.91
+    >>> predict("runs/flowers", ["rose.jpg"], top_k=2)["predictions"][0]["top"][0]["label"]  # doctest: +SKIP
+    'roses'
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from hubcli import console
+from hubcli.errors import DataError, UsageError
+from hubcli.train.batches import PREDICT_BATCH
+from hubcli.train.images import ImageModality
+from hubcli.train.metrics import classification_metrics
+from hubcli.train.modality import Modality, warn_skipped
+from hubcli.train.rundir import Run, open_run
+from hubcli.train.serving import ServingModel
+from hubcli.train.text import TextModality, read_sentences
+
+_MODALITIES: dict[str, type[Modality]] = {"image": ImageModality, "text": TextModality}
+
+
+def modality_for_run(run: Run) -> Modality:
+    """The Modality that reads data for a run, chosen by its task."""
+    modality = _MODALITIES.get(run.task)
+    if modality is None:
+        raise DataError(f"run {run.path} has unknown task {run.task!r}")
+    return modality.from_run(run)
+
+
+def evaluate(model_path: str | os.PathLike, data_path: str | os.PathLike, **load_options) -> dict:
+    """Metrics of a run's model on a labelled dataset (same keys as training's metrics).
+
+    Class names must be the model's; a class the model does not know is an error.
+    ``load_options`` go to the modality's reader (text: ``text_column``, ``label_column``, ``encoding``).
+    """
+    run = open_run(model_path)
+    modality = modality_for_run(run)
+    data_labels, examples = modality.load_evaluation_data(data_path, **load_options)
+    unknown = [name for name in data_labels if name not in run.labels]
+    if unknown:
+        raise DataError(
+            f"class(es) {', '.join(map(repr, unknown))} in {data_path} are not among the model's labels: {', '.join(run.labels)}"
+        )
+    if not examples:
+        raise DataError(f"{data_path} has no examples to evaluate")
+    to_run_index = [run.labels.index(name) for name in data_labels]
+    serving = ServingModel(run)
+    truth, probabilities = [], []
+    with console.progress_bar(len(examples), "evaluating", unit="ex") as bar:
+        for positions, raw in modality.iter_inputs(examples, PREDICT_BATCH):
+            probabilities.append(serving.probabilities(modality.model_inputs(tf.constant(raw)).numpy()))
+            truth.extend(to_run_index[examples[p].label] for p in positions)
+            bar.update(len(positions))
+    warn_skipped(modality.failures)
+    if not truth:
+        raise DataError(f"none of the examples in {data_path} could be read")
+    metrics = classification_metrics(truth, np.concatenate(probabilities), run.labels)
+    return {
+        "model": str(run.path),
+        "data": str(data_path),
+        "task": run.task,
+        **metrics,
+        "skipped": [{"key": key, "reason": reason} for key, reason in modality.failures],
+    }
+
+
+def predict(model_path: str | os.PathLike, items: Sequence[str], top_k: int = 1) -> dict:
+    """Top-k classes for each item (image files, or sentences for a text run)."""
+    if top_k < 1:
+        raise UsageError("--top-k must be at least 1")
+    if not items:
+        raise UsageError("nothing to predict: give files (or --text for a text model)")
+    run = open_run(model_path)
+    modality = modality_for_run(run)
+    probabilities = ServingModel(run).probabilities(modality.prediction_inputs(items))
+    k = min(top_k, len(run.labels))
+    predictions = []
+    for item, row in zip(items, probabilities, strict=True):
+        best = np.argsort(-row)[:k]
+        predictions.append(
+            {"input": str(item), "top": [{"label": run.labels[i], "probability": round(float(row[i]), 6)} for i in best]}
+        )
+    return {"model": str(run.path), "task": run.task, "predictions": predictions}
+
+
+def prediction_items(model_path: str | os.PathLike, *, files: Sequence[str] = (), texts: Sequence[str] | None = None, stdin=None) -> list[str]:
+    """What :func:`predict` classifies for this run: image files as given, or sentences for a text run.
+
+    A text run takes ``texts``, else each line of ``files``, else stdin's lines
+    (see :func:`hubcli.train.text.read_sentences`).
+
+    Raises:
+        UsageError: ``texts`` given to an image run.
+
+    Example:
+        >>> prediction_items("runs/reviews", texts=["Loved it"])  # doctest: +SKIP
+        ['Loved it']
+    """
+    if open_run(model_path).task == "text":
+        return read_sentences(texts, files, stdin=stdin)
+    if texts:
+        raise UsageError("--text is for text runs; this run classifies images: give image FILES")
+    return list(files)

@@ -1,0 +1,64 @@
+"""A run's serving model: the outputs every signature returns, saving ``model/``, and calling it.
+
+Every run's ``model/`` SavedModel has a ``serving_default`` signature (float images in [0, 1],
+or strings) and, for images, ``serve_bytes`` (encoded images); each returns
+``probabilities`` and ``classes`` (the top-1 class name). Evaluate, predict and the export
+checks all compute a run's answers through :class:`ServingModel`, so they agree by
+construction.
+
+Example:
+    >>> serving = ServingModel(open_run("runs/flowers"))  # doctest: +SKIP
+    >>> serving.probabilities(images).shape  # doctest: +SKIP
+    (8, 5)
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from hubcli.errors import DataError
+from hubcli.train.batches import in_batches
+from hubcli.train.rundir import Run
+
+
+def classify_outputs(probabilities: tf.Tensor, labels: Sequence[str]) -> dict:
+    """The serving outputs every run model returns: probabilities and the top-1 class name."""
+    names = tf.constant(list(labels))
+    return {"probabilities": probabilities, "classes": tf.gather(names, tf.argmax(probabilities, axis=-1))}
+
+
+def save_serving_model(model: keras.Model, signatures: dict, path: Path) -> None:
+    """Save ``model`` as a SavedModel at ``path`` with the given serving ``signatures``."""
+    holder = tf.Module()
+    holder.model = model
+    tf.saved_model.save(holder, str(path), signatures=signatures)
+
+
+def signature_probabilities(function, inputs: np.ndarray) -> np.ndarray:
+    """The ``probabilities`` output of a one-input SavedModel signature over ``inputs``, in batches."""
+    (input_name,) = function.structured_input_signature[1]
+    return in_batches(lambda batch: function(**{input_name: tf.constant(batch)})["probabilities"], inputs)
+
+
+class ServingModel:
+    """A run's ``model/`` SavedModel, called through ``serving_default``."""
+
+    def __init__(self, run: Run):
+        # A text run's BERT-style preprocessor may need its own ops, as its module may.
+        for library in run.op_libraries:
+            importlib.import_module(library)
+        model_dir = run.serving_model
+        if not (model_dir / "saved_model.pb").is_file():
+            raise DataError(f"run {run.path} has no model/ SavedModel")
+        self._loaded = tf.saved_model.load(str(model_dir))
+        self._function = self._loaded.signatures["serving_default"]
+
+    def probabilities(self, inputs: np.ndarray) -> np.ndarray:
+        """Class probabilities [n, classes] of model inputs (float images or strings)."""
+        return signature_probabilities(self._function, inputs)
