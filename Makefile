@@ -22,6 +22,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 test: $(STAMP)
+	$(PY) -m ruff check hubcli tests recipes benchmarks
 	$(PY) -m pytest -q
 
 modules: $(STAMP)
