@@ -34,5 +34,5 @@ if [[ ! -f "$DATA" ]]; then
   exit 3
 fi
 
-"$PY" -m recipes.build_modules --out "$MODULES_DIR" --only text
+"$PY" -m recipes.build_modules --out "$MODULES_DIR" --only minilm_l6_v2
 "$PY" -m hubcli classify-text "$DATA" --module "$MODULES_DIR/minilm_l6_v2" --output "$OUTPUT" --overwrite --seed 0 "$@"
