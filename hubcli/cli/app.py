@@ -309,20 +309,22 @@ def list_command(
     quiet: QuietOpt = False,
 ) -> None:
     """List the module catalog (built-in names plus your config's aliases), or a registry."""
-    from hubcli.hub import catalog
+    from hubcli.hub import catalog, local_modules
 
     _start(quiet, json_output)
     settings = _settings(None, offline, None)
     every = catalog.registry_entries(registry, settings.offline) if registry else catalog.entries(settings)
     found = catalog.filter_task(every, task)
+    local = None if registry else {e.name: local_modules.availability(e.name, e.handle, settings) for e in found}
     if json_output:
-        console.emit_json("list", {"source": registry or "catalog", "task": task, "entries": [e.to_json() for e in found]})
+        entries = [{**e.to_json(), **({"local": local[e.name]} if local else {})} for e in found]
+        console.emit_json("list", {"source": registry or "catalog", "task": task, "entries": entries})
         return
     if not found and task:
         tasks = sorted({e.task for e in every if e.task})
         console.info(f"no entries with task '{task}'; tasks here: {', '.join(tasks) or 'none'}")
         return
-    _print_catalog(found, registry)
+    _print_catalog(found, registry, local)
 
 
 @app.command("search")
@@ -354,7 +356,7 @@ def search_command(
     _print_catalog(found, registry)
 
 
-def _print_catalog(found, registry: str | None) -> None:
+def _print_catalog(found, registry: str | None, local: dict | None = None) -> None:
     from rich.table import Table
 
     # A Source column only earns its width when the config file added or replaced names.
@@ -371,11 +373,20 @@ def _print_catalog(found, registry: str | None) -> None:
     table.add_column("Input", overflow="fold")
     table.add_column("Dim", justify="right", no_wrap=True)
     table.add_column("Handle", overflow="fold")
+    if local:
+        table.add_column("Here", overflow="fold")  # hub module in the cache, and/or a local conversion
     for entry in found:
         shown_input = f"{entry.image_size[0]}x{entry.image_size[1]}" if entry.image_size else entry.input or "?"
         extra = [", ".join(entry.versions)] if registry else [entry.source] if show_source else []
-        table.add_row(entry.name, *extra, entry.task or "?", shown_input, str(entry.output_dim or "?"), entry.handle)
+        here = [_local_summary(local[entry.name])] if local else []
+        table.add_row(entry.name, *extra, entry.task or "?", shown_input, str(entry.output_dim or "?"), entry.handle, *here)
     console.print_table(table)
+
+
+def _local_summary(held: dict) -> str:
+    parts = ["hub module (cached)"] if held["hub_module_cached"] else []
+    parts += [f"conversion {held['conversion']}"] if held["conversion"] else []
+    return ", ".join(parts) or "-"
 
 
 @app.command("inspect")

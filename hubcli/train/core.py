@@ -132,11 +132,16 @@ class ModuleRef:
         return str(local.resolve()) if local.exists() else self.handle
 
     def to_json(self) -> dict:
+        from hubcli.config import Settings
+        from hubcli.hub.local_modules import describe_artifact
+
         return {
             "handle": self.handle,
             "path": str(self.path),
             "sha256": self.sha256,
             "op_libraries": list(getattr(self.info, "op_libraries", None) or []),
+            # Hub module or local conversion: which artifact the name resolved to.
+            "artifact": describe_artifact(self.path, self.settings or Settings.load()),
         }
 
 
