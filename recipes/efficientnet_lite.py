@@ -49,8 +49,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from hubcli.errors import InvalidModuleError, UsageError
 from recipes.saved_module import (
@@ -61,6 +60,9 @@ from recipes.saved_module import (
     wheel_version,
     write_metadata,
 )
+
+if TYPE_CHECKING:  # numpy is imported where used: build_modules' up-to-date check loads this file
+    import numpy as np
 
 #: Bump when the built module would differ for the same weights (build_modules re-builds).
 RECIPE_VERSION = "1"
@@ -275,6 +277,8 @@ def check_weights(weights: Mapping[str, np.ndarray], model: LiteModel) -> dict[s
     vector is built, so its absence is an error too. ``num_batches_tracked``
     counters are training bookkeeping and are ignored.
     """
+    import numpy as np
+
     expected = expected_tensors(model, include_classifier=True)
     present = {name for name in weights if not name.endswith(".num_batches_tracked")}
     missing = sorted(set(expected) - present)
@@ -297,6 +301,8 @@ def check_weights(weights: Mapping[str, np.ndarray], model: LiteModel) -> dict[s
 
 
 def to_tf_layout(array: np.ndarray, layout: str) -> np.ndarray:
+    import numpy as np
+
     if layout == _CONV:
         array = array.transpose(2, 3, 1, 0)
     elif layout == _DEPTHWISE:
@@ -311,6 +317,7 @@ def to_tf_layout(array: np.ndarray, layout: str) -> np.ndarray:
 
 def make_network(weights: Mapping[str, np.ndarray], model: LiteModel, include_classifier: bool):
     """Variables for every tensor, and a pure function ``forward(images, training)``."""
+    import numpy as np
     import tensorflow as tf
 
     specs = check_weights(weights, model)

@@ -59,11 +59,13 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from hubcli.errors import IntegrityError
 from recipes.saved_module import locate_wheel_file, reusable_module, save_atomically, sha256_file, wheel_version, write_metadata
+
+if TYPE_CHECKING:  # numpy is imported where used: build_modules' up-to-date check loads this file
+    import numpy as np
 
 #: Bump when the built module would differ for the same weights (build_modules re-builds).
 RECIPE_VERSION = "1"
@@ -133,6 +135,8 @@ def read_weights(path: Path) -> tuple[dict[str, np.ndarray], TableLayout]:
     A truncated or foreign file, or arrays of another architecture, raise
     :class:`IntegrityError` in one line before anything is built.
     """
+    import numpy as np
+
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as archive:
@@ -193,6 +197,8 @@ def check_vocabulary(vocabulary_size: int, layout: TableLayout, where: Path) -> 
 
 def interleaved_table(arrays: dict[str, np.ndarray], layout: TableLayout) -> np.ndarray:
     """The uint8 codes with row ``r`` = piece id ``r`` (chunk ``r % chunks``, position ``r // chunks``)."""
+    import numpy as np
+
     table = np.empty((layout.rows, EMBEDDING_DIM), dtype=np.uint8)
     for chunk in range(layout.chunks):
         table[chunk :: layout.chunks] = arrays[f"q{chunk + 1}"]
@@ -201,6 +207,7 @@ def interleaved_table(arrays: dict[str, np.ndarray], layout: TableLayout) -> np.
 
 def make_module(arrays: dict[str, np.ndarray], layout: TableLayout, sentencepiece_model: bytes):
     """The tf.Module to save: the frozen quantised table, the trainable encoder, the tokenizer and the traced functions."""
+    import numpy as np
     import tensorflow as tf
     import tensorflow_text as tf_text
 

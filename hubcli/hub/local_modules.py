@@ -304,7 +304,9 @@ def _pull_locked(parsed: Handle, conversion: Conversion, conversion_only: bool, 
     if not versions:
         pinnable = "its local conversion" if conversion_only else f"{parsed.cache_key} or its local conversion"
         raise IntegrityError(f"--locked: {lock.path} pins neither {pinnable} for {parsed.raw}; add one with `hubcli pull --update-lock`")
-    (version,) = versions[-1:]
+    if len(versions) > 1:
+        raise IntegrityError(f"--locked: {lock.path} pins versions {', '.join(versions)} of {conversion.registry_path}; keep one of them")
+    (version,) = versions
     result = _pull_conversion(conversion, version, settings, locked=True, lockfile=lockfile, **options)
     _announce(parsed, conversion, version, result.path, f"{lock.path} pins the conversion")
     return _as_typed(result, parsed)
