@@ -39,17 +39,17 @@ def local_registry(hub, tmp_path, monkeypatch):
     return registry
 
 
-def _register(registry_path: str, module_dir, tmp_path, name: str = "tiny") -> None:
+def _register(registry_path: str, module_dir, tmp_path, name: str = "tiny", registry=None) -> None:
     """Label a copy of ``module_dir`` as a recipe's conversion and register it as ``make modules`` does."""
     labelled = tmp_path / f"{name}-conversion"
-    shutil.copytree(module_dir, labelled)
+    shutil.copytree(module_dir, labelled, dirs_exist_ok=True)
     write_metadata(labelled, {"name": name, "task": "image-feature-vector", "recipe": {"name": "recipes.tiny", "version": "1"},
                               "provenance": {"wheel": "tiny-weights", "wheel_version": "1.0"}, "licence": {"spdx": "Apache-2.0"}})
     recipe = build_modules.ModuleRecipe(
         name=name, kind="image", registry_path=registry_path, recipe_version="1", wheel="tiny-weights", wheel_version="1.0",
         weights_sha256=None, weights_file=lambda: labelled / "saved_model.pb", build=lambda out: out,
     )
-    status = build_modules.publish(labelled, recipe, local_modules.registry_dir(), {"task": "image-feature-vector"})
+    status = build_modules.publish(labelled, recipe, registry or local_modules.registry_dir(), {"task": "image-feature-vector"})
     assert status == f"published as {registry_path}/1"
 
 
@@ -116,10 +116,18 @@ def test_a_name_with_nothing_local_says_how_to_get_it(local_registry):
     assert f"and no local conversion is registered in {local_registry}" in line
     assert line.endswith("or build the local conversion with `make modules` (recipes/efficientnet_lite.py)")
 
+    done = run_hubcli("pull", "all-minilm-l6-v2", "--offline")
+    assert done.returncode == 3
+    assert error_line(done).endswith("build it with `make modules` (recipes/minilm.py), or serve it from a registry with --mirror DIR_OR_URL")
+
 
 def test_a_name_only_hubcli_builds_goes_straight_to_its_conversion(local_registry, hub, tiny_text_module, tmp_path, capsys):
     with pytest.raises(NotFoundError, match=r"all-minilm-l6-v2 is built by hubcli, not published on a hub, and no local conversion"):
         pull("all-minilm-l6-v2", _settings(offline=False))
+    shared = tmp_path / "shared-registry"  # a --mirror registry serves it when this machine has none
+    _register("hubcli/all-minilm-l6-v2/tensorflow2/text-embedding", tiny_text_module, tmp_path, name="minilm", registry=shared)
+    mirrored = pull("all-minilm-l6-v2", Settings.load(offline=True, mirror=str(shared), cache_dir=tmp_path / "other-cache"))
+    assert mirrored.resolved_url.startswith(str(shared))
     _register("hubcli/all-minilm-l6-v2/tensorflow2/text-embedding", tiny_text_module, tmp_path, name="minilm")
     capsys.readouterr()
     result = pull("all-minilm-l6-v2", _settings(offline=False))

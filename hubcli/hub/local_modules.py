@@ -65,11 +65,13 @@ class Conversion:
         catalog_name: the name users type.
         registry_path: where ``make modules`` registers it in the local modules registry.
         recipe: the recipe that builds it.
+        on_a_hub: whether a hub publishes the original (not so for names only hubcli builds).
     """
 
     catalog_name: str
     registry_path: str
     recipe: str
+    on_a_hub: bool = True
 
 
 CONVERSIONS = (
@@ -81,7 +83,7 @@ CONVERSIONS = (
         "hubcli/universal-sentence-encoder-multilingual/tensorflow2/text-embedding",
         "recipes/use_multilingual.py",
     ),
-    Conversion("all-minilm-l6-v2", "hubcli/all-minilm-l6-v2/tensorflow2/text-embedding", "recipes/minilm.py"),
+    Conversion("all-minilm-l6-v2", "hubcli/all-minilm-l6-v2/tensorflow2/text-embedding", "recipes/minilm.py", on_a_hub=False),
 )
 
 _announced: set[tuple[str, str]] = set()
@@ -115,10 +117,12 @@ def conversion_for(name: str) -> Conversion | None:
 def how_to_get(name: str) -> str:
     """One clause saying how to get catalog name ``name`` onto this machine."""
     conversion = conversion_for(name)
-    online = f"pull it online (`hubcli pull {name}`), or serve it from a registry with --mirror DIR_OR_URL"
+    mirror = "serve it from a registry with --mirror DIR_OR_URL"
     if conversion is None:
-        return online
-    return f"{online}, or build the local conversion with `make modules` ({conversion.recipe})"
+        return f"pull it online (`hubcli pull {name}`), or {mirror}"
+    if not conversion.on_a_hub:
+        return f"build it with `make modules` ({conversion.recipe}), or {mirror}"
+    return f"pull it online (`hubcli pull {name}`), {mirror}, or build the local conversion with `make modules` ({conversion.recipe})"
 
 
 def registered(conversion: Conversion) -> RegistryVersion | None:
@@ -189,6 +193,8 @@ def pull_catalog_name(
                 _forget_in_lockfile(lockfile, _locked_conversion_keys(conversion, lockfile, settings))
             return _as_typed(result, parsed)
     version = registered(conversion)
+    if version is None and conversion_only and settings.mirror:  # A registry may publish what hubcli builds.
+        return _as_typed(pull(conversion.registry_path, settings, lockfile=lockfile, update_lock=update_lock, **options), parsed)
     if version is None:
         error = NetworkError if reason else NotFoundError
         why = f"{parsed.raw}: {reason}, and" if reason else f"{parsed.raw} is built by hubcli, not published on a hub, and"
