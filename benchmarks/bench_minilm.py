@@ -1,5 +1,8 @@
 """Embedding throughput of the MiniLM text module (sentences per second), tokenization included.
 
+``--module .modules/universal_sentence_encoder_multilingual`` measures the
+universal sentence encoder the same way (any module taking a batch of strings).
+
 Loads the module built by ``make modules`` (or builds it), warms it up, then
 embeds real sentences in batches and reports the median over repeats. The
 sentences are the UCI IMDB ones when ``../shared`` has them, else the

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Flowers: retrain EfficientNet-Lite0 (converted by recipes/efficientnet_lite0.py) on flower photos.
+# Flowers: retrain EfficientNet-Lite0 (converted by recipes/efficientnet_lite.py) on flower photos.
 #
 #   recipes/flowers.sh                 # ../shared/datasets/flowers-mini if present, else TFDS tf_flowers
 #   recipes/flowers.sh path/to/flowers # any class-folder dataset (one sub-folder per class)
@@ -28,7 +28,7 @@ else
     SOURCE=(--tfds tf_flowers)
 fi
 
-"$PY" -m recipes.build_modules --out "$MODULES" --only image
+"$PY" -m recipes.build_modules --out "$MODULES" --only efficientnet_lite0_feature_vector
 "$PY" -m hubcli retrain-images "${SOURCE[@]}" \
     --module "$MODULES/efficientnet_lite0_feature_vector" \
     --output runs/flowers --overwrite --seed 7 "$@"

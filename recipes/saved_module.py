@@ -14,7 +14,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import importlib.util
 import json
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from hubcli.errors import NotFoundError
+from hubcli.fsio import sha256_file  # noqa: F401  (the recipes hash their weights with it)
 
 METADATA_FILE = "hubcli_module.json"
 METADATA_SCHEMA = "hubcli.module/1"
@@ -52,14 +52,6 @@ def wheel_version(distribution: str) -> str | None:
         return importlib.metadata.version(distribution)
     except importlib.metadata.PackageNotFoundError:
         return None
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def reusable_module():

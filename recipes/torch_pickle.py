@@ -182,7 +182,7 @@ def _materialise(name, ref, path: Path) -> np.ndarray:
     if count == 0:
         return np.zeros(ref.shape, dtype=data.dtype)
     # The last element reachable through the view must lie inside the storage.
-    last = ref.offset + sum((n - 1) * s for n, s in zip(ref.shape, ref.stride))
+    last = ref.offset + sum((n - 1) * s for n, s in zip(ref.shape, ref.stride, strict=True))
     if ref.offset < 0 or min(ref.stride, default=0) < 0 or last >= data.size:
         raise TorchPickleError(f"{path.name}: tensor {name!r} reaches outside its storage")
     item = data.dtype.itemsize

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 
 import pytest
 
 # Keep TF's C++ logging out of test output; it is noise, not signal.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Catalog names fall back on the local modules registry: tests see an empty one, never the developer's.
+os.environ["HUBCLI_MODULES_DIR"] = tempfile.mkdtemp(prefix="hubcli-test-modules-")
+atexit.register(shutil.rmtree, os.environ["HUBCLI_MODULES_DIR"], True)
 
 from tests.helpers import tiny_modules  # noqa: E402
 

@@ -10,7 +10,7 @@ import pytest
 
 from hubcli.config import Settings
 from hubcli.errors import UsageError
-from hubcli.hub import catalog, registry
+from hubcli.hub import catalog, local_modules, registry
 from hubcli.hub.handles import parse_handle
 from tests.helpers.cli_run import run_hubcli, run_in_terminal
 from tests.test_registry import make_archive, serve  # noqa: F401 - `serve` is a fixture
@@ -51,6 +51,8 @@ def test_builtin_catalog_covers_the_required_modules(settings):
 
 def test_every_builtin_entry_is_a_consistent_pinned_hub_handle(settings):
     for entry in catalog.entries(settings):
+        if local_modules.conversion_for(entry.handle):  # on no hub: hubcli builds it (tests/test_local_modules.py)
+            continue
         handle = parse_handle(entry.handle, settings)
         assert handle.kind == "tfhub" and handle.version, entry.name  # pinned: reproducible
         assert entry.output_dim and entry.output_dim > 0
@@ -70,7 +72,8 @@ def test_find_is_case_and_dash_insensitive(settings):
 def test_search_matches_every_word(settings):
     assert [e.name for e in catalog.search("efficientnet lite", settings)] == [f"efficientnet_lite{n}" for n in range(5)]
     assert {e.name for e in catalog.search("TEXT-embedding", settings)} == {
-        "nnlm-en-dim50", "nnlm-en-dim128", "universal-sentence-encoder", "gnews-swivel-20dim"
+        "nnlm-en-dim50", "nnlm-en-dim128", "universal-sentence-encoder", "gnews-swivel-20dim",
+        "universal-sentence-encoder-multilingual", "all-minilm-l6-v2",
     }
     assert [e.name for e in catalog.search("resnet_v2", settings)] == ["resnet_50"]  # matches the handle
     assert catalog.search("mobilenet text", settings) == []
@@ -78,7 +81,7 @@ def test_search_matches_every_word(settings):
 
 def test_suggest(settings):
     assert catalog.suggest("mobilnet_v2", settings)[0] == "mobilenet_v2"
-    assert catalog.suggest("universal-sentence", settings) == ["universal-sentence-encoder"]
+    assert catalog.suggest("universal-sentence", settings) == ["universal-sentence-encoder", "universal-sentence-encoder-multilingual"]
     assert catalog.suggest("qqqq", settings) == []
 
 
@@ -142,7 +145,7 @@ def test_list_json_schema(config_file):
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     assert (document["schema"], document["source"], document["task"]) == ("hubcli.list/1", "catalog", None)
-    assert all(set(entry) == ENTRY_KEYS for entry in document["entries"])
+    assert all(set(entry) == ENTRY_KEYS | {"local"} for entry in document["entries"])  # "local": what this machine holds
     by_name = {e["name"]: e for e in document["entries"]}
     assert set(by_name) >= REQUIRED
     assert by_name["efficientnet_lite4"]["image_size"] == [300, 300]
@@ -151,7 +154,7 @@ def test_list_json_schema(config_file):
 
 def test_list_task_filter_and_table(config_file):
     document = json.loads(run_hubcli("list", "--task", "text", "--json").stdout)
-    assert {e["task"] for e in document["entries"]} == {"text-embedding"} and len(document["entries"]) == 4
+    assert {e["task"] for e in document["entries"]} == {"text-embedding"} and len(document["entries"]) == 6
     table = run_hubcli("list", "--task", "text")
     assert table.returncode == 0
     assert "universal-sentence-encoder" in table.stdout and "mobilenet_v2" not in table.stdout

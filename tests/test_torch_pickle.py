@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from hubcli.errors import UnsafeContentError
-from recipes import efficientnet_lite0 as effnet
+from recipes import efficientnet_lite as effnet
 from recipes.torch_pickle import LEGACY_MAGIC_NUMBER, LEGACY_PROTOCOL_VERSION, TorchPickleError, load_legacy_state_dict
 
 _SYS_INFO = {"protocol_version": LEGACY_PROTOCOL_VERSION, "little_endian": True, "type_sizes": {"short": 2, "int": 4, "long": 4}}
@@ -32,12 +32,12 @@ def _legacy_file(path, payload) -> None:
 
 
 def test_reads_the_wheel_state_dict():
-    weights = load_legacy_state_dict(effnet.locate_weights())
+    weights = load_legacy_state_dict(effnet.locate_weights(effnet.MODELS["lite0"]))
     assert weights["_conv_stem.weight"].shape == (32, 3, 3, 3)
     assert weights["_conv_stem.weight"].dtype == np.float32
     assert weights["_bn0.num_batches_tracked"].dtype == np.int64
     assert np.all(weights["_bn1.running_var"] > 0)  # real statistics, not zeros or garbage
-    effnet.check_weights(weights)
+    effnet.check_weights(weights, effnet.MODELS["lite0"])
 
 
 def test_refuses_a_pickle_that_names_another_global(tmp_path):
@@ -50,7 +50,7 @@ def test_refuses_a_pickle_that_names_another_global(tmp_path):
 
 
 def test_truncated_file_is_a_clear_error(tmp_path):
-    data = effnet.locate_weights().read_bytes()
+    data = effnet.locate_weights(effnet.MODELS["lite0"]).read_bytes()
     truncated = tmp_path / "truncated.pth"
     truncated.write_bytes(data[: len(data) - 1000])
     with pytest.raises(TorchPickleError, match="truncated or inconsistent storage"):

@@ -24,12 +24,14 @@ def list_command(
     start_output(quiet, json_output)
     listing = catalog.list_modules(load_settings(offline=offline), task=task, registry=registry)
     if json_output:
-        console.emit_json("list", {"source": listing.source, "task": task, "entries": [e.to_json() for e in listing.entries]})
+        local = listing.local or {}
+        entries = [{**e.to_json(), **({"local": local[e.name]} if e.name in local else {})} for e in listing.entries]
+        console.emit_json("list", {"source": listing.source, "task": task, "entries": entries})
         return
     if not listing.entries and task:
         console.info(f"no entries with task '{task}'; tasks here: {', '.join(listing.tasks) or 'none'}")
         return
-    _print_catalog(listing.entries, registry)
+    _print_catalog(listing.entries, registry, listing.local)
 
 
 def search_command(
@@ -58,7 +60,7 @@ def search_command(
     _print_catalog(listing.entries, registry)
 
 
-def _print_catalog(found, registry: str | None) -> None:
+def _print_catalog(found, registry: str | None, local: dict | None = None) -> None:
     from rich.table import Table
 
     # A Source column only earns its width when the config file added or replaced names.
@@ -75,8 +77,18 @@ def _print_catalog(found, registry: str | None) -> None:
     table.add_column("Input", overflow="fold")
     table.add_column("Dim", justify="right", no_wrap=True)
     table.add_column("Handle", overflow="fold")
+    if local:
+        table.add_column("Here", overflow="fold")  # hub module in the cache, and/or a local conversion
     for entry in found:
         shown_input = f"{entry.image_size[0]}x{entry.image_size[1]}" if entry.image_size else entry.input or "?"
         extra = [", ".join(entry.versions)] if registry else [entry.source] if show_source else []
-        table.add_row(entry.name, *extra, entry.task or "?", shown_input, str(entry.output_dim or "?"), entry.handle)
+        here = [_local_summary(local[entry.name])] if local else []
+        table.add_row(entry.name, *extra, entry.task or "?", shown_input, str(entry.output_dim or "?"), entry.handle, *here)
     console.print_table(table)
+
+
+def _local_summary(held: dict) -> str:
+    parts = ["hub module (cached)"] if held["hub_module_cached"] else []
+    parts += [f"conversion {held['conversion']}"] if held["conversion"] else []
+    return ", ".join(parts) or "-"
+

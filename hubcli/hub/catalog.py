@@ -232,6 +232,8 @@ class Listing:
     entries: tuple[CatalogEntry, ...]
     tasks: tuple[str, ...] = ()
     suggestions: tuple[str, ...] = ()
+    #: catalog name -> what of it is on this machine (hub module cached, local conversion); catalog listings only.
+    local: dict[str, dict[str, Any]] | None = None
 
 
 def list_modules(settings: Settings, *, task: str | None = None, registry: str | None = None) -> Listing:
@@ -243,9 +245,13 @@ def list_modules(settings: Settings, *, task: str | None = None, registry: str |
         >>> listing.entries, "image-feature-vector" in listing.tasks
         ((), True)
     """
+    from hubcli.hub import local_modules
+
     every = _source_entries(settings, registry)
     tasks = tuple(sorted({entry.task for entry in every if entry.task}))
-    return Listing(registry or CATALOG_LISTING, tuple(filter_task(every, task)), tasks=tasks)
+    found = tuple(filter_task(every, task))
+    local = None if registry else {entry.name: local_modules.availability(entry.name, entry.handle, settings) for entry in found}
+    return Listing(registry or CATALOG_LISTING, found, tasks=tasks, local=local)
 
 
 def search_modules(text: str, settings: Settings, *, registry: str | None = None) -> Listing:

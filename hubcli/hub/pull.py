@@ -122,6 +122,11 @@ def pull(
     if locked and update_lock:
         raise UsageError("--locked checks the lock file and --update-lock rewrites it; use one of them")
     parsed = parse_handle(handle, settings)
+    from hubcli.hub import local_modules
+
+    if local_modules.takes_over(parsed, settings):  # Catalog names may fall back on a local conversion.
+        return local_modules.pull_catalog_name(parsed, settings, sha256=sha256, locked=locked, lockfile=lockfile,
+                                               force=force, progress=progress, update_lock=update_lock)
     pin = _pinned_sha256(parsed, sha256, locked, lockfile)
 
     if parsed.kind == "local_dir":

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hubcli.config import Settings
+from hubcli.hub.local_modules import describe_artifact
 from hubcli.hub.pull import resolve_module_path
 from hubcli.savedmodel.inspector import ModuleInfo, content_digest, inspect_module
 
@@ -49,4 +50,6 @@ class ModuleRef:
             "path": str(self.path),
             "sha256": self.sha256,
             "op_libraries": list(self.info.op_libraries or []),
+            # Hub module or local conversion: which artifact the name resolved to.
+            "artifact": describe_artifact(self.path, self.settings),
         }
