@@ -204,7 +204,7 @@ def test_a_run_records_the_conversion_it_used(local_registry, tiny_image_module,
     _register("hubcli/efficientnet-lite0/tensorflow2/feature-vector", tiny_image_module, tmp_path)
     data = make_image_dataset(tmp_path / "shapes", per_class=6)
     config = training.TrainConfig(epochs=2, batch_size=16, seed=1)
-    image_data.retrain_images(data, "efficientnet_lite0", _settings(offline=True), config, output=tmp_path / "run",
+    image_data.retrain_images(data, "efficientnet_lite0", settings=_settings(offline=True), config=config, output=tmp_path / "run",
                               validation_split=0.2, test_split=0.2)
     module = json.loads((tmp_path / "run" / "metrics.json").read_text())["module"]
     assert module["handle"] == "efficientnet_lite0"
