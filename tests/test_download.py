@@ -7,7 +7,8 @@ import hashlib
 import pytest
 
 from hubcli.errors import NetworkError, NotFoundError
-from hubcli.hub.download import HttpOptions, copy_gcs, download, fetch_json
+from hubcli.hub.download import copy_gcs, download
+from hubcli.hub.http_client import HttpOptions, fetch_json
 
 # The local hub server and module-archive fixtures.
 pytest_plugins = ["tests.helpers.hubserver"]
@@ -195,7 +196,7 @@ def test_retry_after_accepts_seconds_and_http_dates():
     import email.utils
     import time
 
-    from hubcli.hub.download import _retry_after_seconds
+    from hubcli.hub.http_client import retry_after_seconds as _retry_after_seconds
 
     assert _retry_after_seconds("7") == 7.0
     soon = email.utils.formatdate(time.time() + 30, usegmt=True)

@@ -32,7 +32,7 @@ def tuned_run(tiny_image_module, tmp_path_factory):
 
 
 def test_archive_is_deterministic_with_the_module_at_its_root(tiny_image_module, tmp_path):
-    from hubcli.hub.download import sha256_file
+    from hubcli.fsio import sha256_file
     from hubcli.hub.publish import export_module
 
     first = export_module(tiny_image_module, tmp_path / "a" / "tiny.tar.gz", name="acme/tiny", license="Apache-2.0")

@@ -32,6 +32,7 @@ import stat
 import tarfile
 from pathlib import Path, PurePosixPath
 
+from hubcli.config import env_number
 from hubcli.errors import InvalidModuleError, UnsafeContentError
 
 #: Refuse archives that expand to more than this (override with HUBCLI_MAX_EXTRACT_BYTES).
@@ -43,8 +44,8 @@ _COPY_CHUNK = 1 << 20
 
 
 def max_extract_bytes() -> int:
-    value = os.environ.get("HUBCLI_MAX_EXTRACT_BYTES")
-    return int(value) if value else DEFAULT_MAX_BYTES
+    """The extraction size limit: ``HUBCLI_MAX_EXTRACT_BYTES`` when set (a usage error if not a number)."""
+    return env_number("HUBCLI_MAX_EXTRACT_BYTES", DEFAULT_MAX_BYTES, integer=True, minimum=1)
 
 
 def _safe_relative(name: str, what: str) -> PurePosixPath:

@@ -45,7 +45,7 @@ from typing import Any
 
 from hubcli import __version__
 from hubcli.errors import HubcliError
-from hubcli.hub.download import sha256_file
+from hubcli.fsio import sha256_file, write_text_atomic
 from hubcli.hub.filelock import holder_is_alive
 
 SIDECAR_SCHEMA = "hubcli.hub.cache-entry/1"
@@ -298,14 +298,14 @@ def install_entry(
         "hubcli_version": __version__,
         "files": manifest,
     }
-    write_atomic(paths.sidecar, json.dumps(sidecar, indent=1) + "\n")
+    write_text_atomic(paths.sidecar, json.dumps(sidecar, indent=1) + "\n")
     # tensorflow_hub's descriptor format, so its users can tell what the directory holds.
     descriptor = (
         f"Module: {record.get('cache_key') or record.get('handle')}\n"
         f"Download Time: {now.astimezone().replace(tzinfo=None)}\n"
         f"Downloader Hostname: {socket.gethostname()} (PID:{os.getpid()})"
     )
-    write_atomic(paths.descriptor, descriptor)
+    write_text_atomic(paths.descriptor, descriptor)
     old = None
     if paths.module_dir.exists() or paths.module_dir.is_symlink():
         old = paths.scratch_dir("old")
@@ -316,17 +316,6 @@ def install_entry(
     entry = read_entry(paths.cache_dir, paths.name)
     assert entry is not None
     return entry
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temp file beside ``path``, then rename it over ``path``."""
-    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        temp.write_text(text, encoding="utf-8")
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
 
 
 def remove_entry(paths: EntryPaths) -> int:
@@ -381,7 +370,7 @@ def find_prunable(cache_dir: Path, older_than_days: float | None = None, part_ma
     busy = {p.name[: -len(".lock")] for p in cache_dir.glob("*.lock") if holder_is_alive(p)}
     for child in sorted(cache_dir.iterdir()):
         if child.name.startswith(".") and child.name.endswith(".tmp") and now - child.lstat().st_mtime > 3600:
-            # A metadata file that write_atomic never renamed (its writer died).
+            # A metadata file that write_text_atomic never renamed (its writer died).
             items.append(PruneItem(child, "temp file", child.lstat().st_size, "left by an interrupted write"))
             continue
         stem = child.name.split(".", 1)[0]

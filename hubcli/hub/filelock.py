@@ -29,6 +29,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from hubcli.config import env_number
 from hubcli.errors import HubcliError
 
 #: Seconds between two looks at a busy lock.
@@ -40,7 +41,7 @@ DEFAULT_STALE_AFTER = 60.0
 
 
 def _stale_after_default() -> float:
-    return float(os.environ.get("HUBCLI_LOCK_STALE_SECONDS", DEFAULT_STALE_AFTER))
+    return env_number("HUBCLI_LOCK_STALE_SECONDS", DEFAULT_STALE_AFTER, exclusive=True)
 
 
 def process_start_time(pid: int) -> str | None:

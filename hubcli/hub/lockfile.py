@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hubcli.errors import UsageError
+from hubcli.fsio import raise_if_disk_full, write_text_atomic
 
 DEFAULT_NAME = "hubcli.lock"
 FORMAT_VERSION = 1
@@ -77,10 +78,8 @@ class Lockfile:
         ]
         # A JSON string literal is a valid TOML basic string (same escapes).
         lines += [f"{json.dumps(handle)} = {json.dumps(digest)}" for handle, digest in sorted(self.modules.items())]
-        temp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         try:
-            temp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-            os.replace(temp, self.path)
+            write_text_atomic(self.path, "\n".join(lines) + "\n")
         except OSError as err:
-            temp.unlink(missing_ok=True)
+            raise_if_disk_full(err, f"lock file {self.path}")
             raise UsageError(f"cannot write lock file {self.path}: {err.strerror}") from None

@@ -45,7 +45,7 @@ from hubcli.errors import (
     UnsafeContentError,
     UsageError,
 )
-from hubcli.fsio import DISK_FULL_ERRNOS
+from hubcli.fsio import disk_full_reason, sha256_file
 from hubcli.hub import cache
 
 if TYPE_CHECKING:
@@ -147,7 +147,8 @@ def pull(
         try:
             entry = _install(parsed, source, paths, pin, settings, force, progress)
         except OSError as err:  # Disk full, read-only or foreign-owned cache: one line, not a traceback.
-            raise HubcliError(f"cannot install {parsed.raw} into {settings.cache_dir}: {err.strerror or err}") from None
+            reason = disk_full_reason(err) or err.strerror or err
+            raise HubcliError(f"cannot install {parsed.raw} into {settings.cache_dir}: {reason}") from None
         from_cache = False
     else:
         cache.touch(entry)
@@ -196,14 +197,14 @@ def _pin_version(parsed: Handle, settings: Settings) -> Handle:
     """A Kaggle handle without a version becomes its latest version (mirror index, Kaggle, or offline: the cache)."""
     if not parsed.needs_version_lookup:
         return parsed
-    from hubcli.hub import download, registry
+    from hubcli.hub import http_client, registry
 
     mirror_usable = settings.mirror and not (settings.offline and registry.is_remote(settings.mirror))
     if mirror_usable:
         return parsed.with_version(registry.resolve_latest(settings.mirror, parsed.registry_path, offline=settings.offline))
     if settings.offline:
         return _latest_cached_version(parsed, settings)
-    answer = download.fetch_json(parsed.url)
+    answer = http_client.fetch_json(parsed.url)
     if "versionNumber" not in answer:
         raise NetworkError(f"{parsed.url}: the answer names no versionNumber")
     return parsed.with_version(answer["versionNumber"])
@@ -293,7 +294,7 @@ def _install(parsed, source: _Source, paths, pin, settings, force: bool, progres
         try:
             return _fetch_and_install(parsed, source, paths, expected, settings, progress)
         except OSError as err:
-            if err.errno in DISK_FULL_ERRNOS:
+            if disk_full_reason(err):
                 # Kept for a resume, a partial (or complete) archive would only keep the disk full.
                 paths.part.unlink(missing_ok=True)
             raise
@@ -323,7 +324,7 @@ def _fetch(parsed, source: _Source, paths, progress: bool) -> tuple[Path, str, s
         archive = Path(source.location)
         if not archive.is_file():
             raise InvalidModuleError(f"{source.location}: no such archive")
-        return archive, str(archive), download.sha256_file(archive), archive.stat().st_size, False
+        return archive, str(archive), sha256_file(archive), archive.stat().st_size, False
     if source.kind == "gcs":
         result = download.copy_gcs(source.location, paths.part, progress=progress)
     else:

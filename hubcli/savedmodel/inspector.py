@@ -386,7 +386,7 @@ def content_digest(path: str | Path) -> str:
         >>> content_digest("modules/tiny_image")  # doctest: +SKIP
         'sha256:5be1...'
     """
-    from hubcli.hub.download import sha256_file
+    from hubcli.fsio import sha256_file
 
     root = Path(path)
     if not root.exists():
