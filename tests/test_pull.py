@@ -16,7 +16,7 @@ import pytest
 from hubcli.errors import IntegrityError, NotFoundError
 from hubcli.hub.cache import read_entry
 from hubcli.hub.pull import pull, resolve_module_path
-from tests.helpers.hubserver import make_fake_module_archive
+from tests.helpers.hubserver import make_fake_module_archive, write_partial
 
 # The local hub server and module-archive fixtures.
 pytest_plugins = ["tests.helpers.hubserver"]
@@ -127,8 +127,8 @@ def test_untrusted_host_warns(hub, fake_archive, monkeypatch):
 def test_stale_part_from_another_file_is_discarded_and_redownloaded(hub, fake_archive):
     hub.add_tfhub_module("google/tiny/1", fake_archive)
     part = hub.cache_dir / f"{_sha1(HANDLE)}.part"
-    part.parent.mkdir(parents=True)
-    part.write_bytes(b"garbage from an older build" * 100)
+    # Its record matches the server's file, but its bytes do not (a disk error, a server that lied).
+    write_partial(part, fake_archive, 0, content=b"garbage from an older build" * 100)
     result = pull(HANDLE, progress=False)
     assert result.sha256 == _sha(fake_archive)
     assert [r.headers.get("Range") for r in hub.storage_gets()] == ["bytes=2700-", None]
@@ -157,7 +157,7 @@ def test_download_that_is_not_a_module_names_the_handle_not_the_part_file(hub, t
     page.write_text("<html>Sign in to continue</html>")  # What a captive portal or an expired login serves.
     hub.add_tfhub_module("google/tiny/1", page)
     line = _one_error_line(cli("pull", HANDLE), 7)
-    assert line.startswith(f"error: {HANDLE} is not a readable tar archive") and ".part" not in line
+    assert line.startswith(f"error: {HANDLE} is an HTML page (application/gzip), not a module archive") and ".part" not in line
     assert list(hub.cache_dir.iterdir()) == []
 
 

@@ -43,14 +43,28 @@ MirrorOpt = Annotated[
     Optional[str],
     typer.Option("--mirror", help="Serve hub handles from this http(s) URL or directory ($HUBCLI_MIRROR).", show_default=False),
 ]
+CaBundleOpt = Annotated[
+    Optional[Path],
+    typer.Option("--ca-bundle", help="PEM file of the CAs to trust for HTTPS, e.g. a proxy's ($REQUESTS_CA_BUNDLE, $SSL_CERT_FILE).", show_default=False),
+]
+TimeoutOpt = Annotated[
+    Optional[float],
+    typer.Option("--timeout", help="Give up after this many seconds in all, however the transfer is going ($HUBCLI_TIMEOUT).", show_default=False),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout (stable schema).")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or status messages.")]
 
 
-def _settings(cache_dir: Path | None, offline: bool | None, mirror: str | None):
+def _settings(cache_dir: Path | None, offline: bool | None, mirror: str | None, ca_bundle: Path | None = None, timeout: float | None = None):
     from hubcli.config import Settings
 
-    return Settings.load(cache_dir=cache_dir, offline=offline, mirror=mirror)
+    return Settings.load(cache_dir=cache_dir, offline=offline, mirror=mirror, ca_bundle=ca_bundle, timeout=timeout)
+
+
+def _http_options(settings):
+    from hubcli.hub.http_client import HttpOptions
+
+    return HttpOptions.from_env(settings)
 
 
 def _start(quiet: bool, json_output: bool = False) -> None:
@@ -94,6 +108,8 @@ def pull_command(
     cache_dir: CacheDirOpt = None,
     offline: OfflineOpt = None,
     mirror: MirrorOpt = None,
+    ca_bundle: CaBundleOpt = None,
+    timeout: TimeoutOpt = None,
     json_output: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -106,7 +122,7 @@ def pull_command(
     _start(quiet, json_output)
     result = pull(
         handle,
-        _settings(cache_dir, offline, mirror),
+        _settings(cache_dir, offline, mirror, ca_bundle, timeout),
         sha256=sha256,
         locked=locked,
         lockfile=lockfile,
@@ -313,7 +329,7 @@ def list_command(
 
     _start(quiet, json_output)
     settings = _settings(None, offline, None)
-    every = catalog.registry_entries(registry, settings.offline) if registry else catalog.entries(settings)
+    every = catalog.registry_entries(registry, settings.offline, _http_options(settings)) if registry else catalog.entries(settings)
     found = catalog.filter_task(every, task)
     if json_output:
         console.emit_json("list", {"source": registry or "catalog", "task": task, "entries": [e.to_json() for e in found]})
@@ -341,7 +357,7 @@ def search_command(
     if not text.split():
         raise UsageError("search needs at least one word, e.g. `hubcli search mobilenet`")
     settings = _settings(None, offline, None)
-    pool = catalog.registry_entries(registry, settings.offline) if registry else None
+    pool = catalog.registry_entries(registry, settings.offline, _http_options(settings)) if registry else None
     found = catalog.search(text, settings, pool)
     if json_output:
         console.emit_json("search", {"source": registry or "catalog", "query": text, "entries": [e.to_json() for e in found]})
@@ -384,6 +400,7 @@ def inspect_command(
     cache_dir: CacheDirOpt = None,
     offline: OfflineOpt = None,
     mirror: MirrorOpt = None,
+    ca_bundle: CaBundleOpt = None,
     json_output: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -397,7 +414,7 @@ def inspect_command(
     else:
         from hubcli.hub.pull import resolve_module_path
 
-        path = resolve_module_path(module, _settings(cache_dir, offline, mirror))
+        path = resolve_module_path(module, _settings(cache_dir, offline, mirror, ca_bundle))
     info = inspect_module(path)
     if json_output:
         console.emit_json("inspect", {"module": module, **info.to_json()})

@@ -8,6 +8,7 @@ Layout, for a handle whose ``cache_key`` has sha1 ``<name>``::
                                        and a manifest of every file (size, sha256, mtime)
     <cache>/<name>.lock                the entry's lock while someone installs it (see lock.py)
     <cache>/<name>.part                an interrupted download, resumed by the next pull
+    <cache>/<name>.part.json           what the .part is a part of (ETag, Last-Modified, size), see partfile.py
     <cache>/<name>.<uid>.tmp/          an extraction in progress (renamed into place when done)
 
 tensorflow_hub 0.16.1 names ``<name>`` and the descriptor the same way, so
@@ -46,6 +47,7 @@ from typing import Any
 from hubcli import __version__
 from hubcli.errors import HubcliError
 from hubcli.fsio import sha256_file, write_text_atomic
+from hubcli.hub import partfile
 from hubcli.hub.filelock import holder_is_alive
 
 SIDECAR_SCHEMA = "hubcli.hub.cache-entry/1"
@@ -330,7 +332,7 @@ def remove_entry(paths: EntryPaths) -> int:
         os.rename(paths.module_dir, aside)
         freed += _tree_bytes(aside)
         shutil.rmtree(aside, ignore_errors=True)
-    for file in (paths.part, paths.sidecar, paths.descriptor):
+    for file in (paths.part, partfile.record_path(paths.part), paths.sidecar, paths.descriptor):
         try:
             freed += file.stat().st_size
             file.unlink()
@@ -384,6 +386,8 @@ def find_prunable(cache_dir: Path, older_than_days: float | None = None, part_ma
             items.append(
                 PruneItem(child, "partial download", child.stat().st_size, f"untouched for {age_days:.0f} days", stem)
             )
+        elif child.name.endswith(".part.json") and not child.with_name(child.name[: -len(".json")]).exists():
+            items.append(PruneItem(child, "orphan metadata", child.stat().st_size, "its partial download is gone", stem))
         elif child.name.endswith((".lock", ".lock.break")):
             items.append(PruneItem(child, "orphan lock", child.stat().st_size, "its holder is gone", stem))
         elif child.name.endswith((".hubcli.json", ".descriptor.txt")) and not (cache_dir / stem).is_dir():
@@ -417,6 +421,10 @@ def prune(items: list[PruneItem]) -> int:
             freed += remove_entry_locked(EntryPaths(item.path.parent, item.name), timeout=30)
         elif item.path.is_dir() and not item.path.is_symlink():
             shutil.rmtree(item.path, ignore_errors=True)
+            freed += item.bytes
+        elif item.kind == "partial download":
+            with _deleting(item.path.parent):
+                partfile.discard(item.path)
             freed += item.bytes
         else:
             with _deleting(item.path.parent):

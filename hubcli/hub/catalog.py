@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from hubcli.config import AliasTable, Settings
+    from hubcli.hub.http_client import HttpOptions
 
 BUILTIN_SOURCE = "builtin"
 CONFIG_SOURCE = "config"
@@ -115,7 +116,7 @@ def suggest(name: str, settings: Settings, limit: int = 3) -> list[str]:
     return [names[key] for key in close]
 
 
-def registry_entries(root: str, offline: bool = False) -> list[CatalogEntry]:
+def registry_entries(root: str, offline: bool = False, options: HttpOptions | None = None) -> list[CatalogEntry]:
     """One entry per module of a registry (directory or http(s) URL), handle = its latest archive.
 
     Task, input, image size, output dim and description come from the latest
@@ -124,7 +125,7 @@ def registry_entries(root: str, offline: bool = False) -> list[CatalogEntry]:
     from hubcli.hub import registry
 
     found = []
-    for registry_path, module in sorted(registry.read_index(root, offline=offline)["modules"].items()):
+    for registry_path, module in sorted(registry.read_index(root, offline=offline, options=options)["modules"].items()):
         latest = module["latest"]
         metadata = module["versions"][latest].get("metadata", {})
         found.append(

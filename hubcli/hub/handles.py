@@ -16,7 +16,11 @@ Forms understood, in the order they are tried:
   and ``.../models/<owner>/<model>/frameworks/<fw>/variations/<var>[/versions/<n>]``,
   and short handles ``<owner>/<model>/<framework>/<variation>[/<version>]``.
   The framework is case-insensitive; no version means the latest.
-- ``http(s)://`` URLs of ``.tar.gz`` / ``.tgz`` / ``.tar`` archives; ``gs://`` paths.
+- Any other ``http(s)://`` URL, as for tensorflow_hub: requested with
+  ``tf-hub-format=compressed`` merged into its query, redirects followed, the body
+  accepted by its content (gzip or tar), not by the URL's suffix; a URL ending in
+  ``.tar.gz`` / ``.tgz`` / ``.tar`` names the archive itself and is requested as is.
+- ``gs://`` paths.
 - Local directories (used in place) and local archives, also as ``file://`` URLs.
 - Aliases: a bare name from the built-in catalog or the config file's
   ``[aliases.NAME]`` tables (``hubcli list`` shows them). Write ``./name`` to
@@ -292,11 +296,11 @@ def _parse_http(raw: str, text: str) -> Handle:
     if host in KAGGLE_HOSTS and segments[:1] == ["models"]:
         return _parse_kaggle_web(raw, text, segments[1:])
     if parts.path.lower().endswith(ARCHIVE_SUFFIXES):
+        # A file's own URL is fetched as it is: a query added to a signed link would break its signature.
         return Handle(raw, "url", cache_key=text, url=text)
-    raise UsageError(
-        f"{text}: not a module URL; expected a tfhub.dev or kaggle.com/models URL, "
-        "or a URL ending in .tar.gz, .tgz or .tar"
-    )
+    # Any other URL is a module, as for tensorflow_hub, asked for its compressed form (the body's bytes decide).
+    url = _merge_query(f"{parts.scheme}://{parts.netloc}{parts.path}", parts.query, _COMPRESSED_QUERY)
+    return Handle(raw, "url", cache_key=text, url=url)
 
 
 def _tfhub_path(text: str, segments: list[str]) -> tuple[str, str | None]:

@@ -46,11 +46,12 @@ from hubcli.errors import (
     UsageError,
 )
 from hubcli.fsio import disk_full_reason, sha256_file
-from hubcli.hub import cache
+from hubcli.hub import cache, partfile
 
 if TYPE_CHECKING:
     from hubcli.config import Settings
     from hubcli.hub.handles import Handle
+    from hubcli.hub.http_client import HttpOptions
 
 
 @dataclass(frozen=True)
@@ -81,11 +82,12 @@ class PullResult:
 
 @dataclass(frozen=True)
 class _Source:
-    """Where to fetch an archive from, and the sha256 that source itself vouches for."""
+    """Where to fetch an archive from, the sha256 that source itself vouches for, and the HTTP policy."""
 
     location: str
     kind: str  # "http", "gcs" or "file"
     expected_sha256: str | None = None
+    options: HttpOptions | None = None
 
 
 def pull(
@@ -116,8 +118,10 @@ def pull(
     """
     from hubcli.config import Settings
     from hubcli.hub.handles import parse_handle
+    from hubcli.hub.http_client import HttpOptions
 
     settings = settings or Settings.load()
+    options = HttpOptions.from_env(settings)  # One deadline for the whole pull.
     if locked and update_lock:
         raise UsageError("--locked checks the lock file and --update-lock rewrites it; use one of them")
     parsed = parse_handle(handle, settings)
@@ -132,11 +136,11 @@ def pull(
     if settings.cache_dir.exists() and not settings.cache_dir.is_dir():
         # Otherwise every entry looks damaged, and the install fails with a bare "File exists".
         raise UsageError(f"cache directory {settings.cache_dir} is a file, not a directory")
-    parsed = _pin_version(parsed, settings)
+    parsed = _pin_version(parsed, settings, options)
     paths = cache.EntryPaths(settings.cache_dir, parsed.cache_dir_name)
     entry = None if force else _usable_entry(paths, pin, settings.offline)
     if entry is None:
-        source = _source(parsed, settings)
+        source = _source(parsed, settings, options)
         if settings.offline and source.kind != "file":
             if force:
                 raise NetworkError(f"offline mode: --force would download {parsed.raw} again")
@@ -193,7 +197,7 @@ def _pinned_sha256(parsed: Handle, sha256: str | None, locked: bool, lockfile) -
     return recorded
 
 
-def _pin_version(parsed: Handle, settings: Settings) -> Handle:
+def _pin_version(parsed: Handle, settings: Settings, options: HttpOptions) -> Handle:
     """A Kaggle handle without a version becomes its latest version (mirror index, Kaggle, or offline: the cache)."""
     if not parsed.needs_version_lookup:
         return parsed
@@ -201,16 +205,37 @@ def _pin_version(parsed: Handle, settings: Settings) -> Handle:
 
     mirror_usable = settings.mirror and not (settings.offline and registry.is_remote(settings.mirror))
     if mirror_usable:
-        return parsed.with_version(registry.resolve_latest(settings.mirror, parsed.registry_path, offline=settings.offline))
+        latest = registry.resolve_latest(settings.mirror, parsed.registry_path, offline=settings.offline, options=options)
+        return parsed.with_version(latest)
     if settings.offline:
         return _latest_cached_version(parsed, settings)
-    answer = http_client.fetch_json(parsed.url)
-    if "versionNumber" not in answer:
-        raise NetworkError(f"{parsed.url}: the answer names no versionNumber")
-    return parsed.with_version(answer["versionNumber"])
+    return parsed.with_version(kaggle_version_number(http_client.fetch_json(parsed.url, options), parsed.url))
 
 
-def _source(parsed: Handle, settings: Settings) -> _Source:
+def kaggle_version_number(answer: object, url: str) -> int:
+    """The ``versionNumber`` of Kaggle's model-instance answer; anything else is the server's fault (exit 4).
+
+    Example:
+        >>> kaggle_version_number({"versionNumber": 3}, "https://www.kaggle.com/api/v1/models/a/b/tensorflow2/c/get")
+        3
+        >>> kaggle_version_number({"versionNumber": "latest"}, "https://kaggle.example/get")
+        Traceback (most recent call last):
+        ...
+        hubcli.errors.NetworkError: https://kaggle.example/get: the server's answer names no version number: {"versionNumber": "latest"}
+    """
+    version = answer.get("versionNumber") if isinstance(answer, dict) else None
+    if isinstance(version, str) and version.isdigit():
+        version = int(version)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        import json
+
+        shown = json.dumps(answer)
+        shown = shown if len(shown) <= 80 else shown[:77] + "..."
+        raise NetworkError(f"{url}: the server's answer names no version number: {shown}")
+    return version
+
+
+def _source(parsed: Handle, settings: Settings, options: HttpOptions) -> _Source:
     """Where a cache miss is fetched from: the mirror, a local file, GCS, or the handle's URL.
 
     Offline, a remote source is named but never contacted (the caller refuses it).
@@ -221,13 +246,15 @@ def _source(parsed: Handle, settings: Settings) -> _Source:
         remote = registry.is_remote(settings.mirror)
         if settings.offline and remote:
             return _Source(settings.mirror, "http")
-        found = registry.find_version(settings.mirror, parsed.registry_path, parsed.version, offline=settings.offline)
-        return _Source(found.archive, "http" if remote else "file", found.sha256)
+        found = registry.find_version(
+            settings.mirror, parsed.registry_path, parsed.version, offline=settings.offline, options=options
+        )
+        return _Source(found.archive, "http" if remote else "file", found.sha256, options)
     if parsed.kind == "local_archive":
         return _Source(str(parsed.path), "file")
     if parsed.kind == "gcs":
         return _Source(parsed.url, "gcs")
-    return _Source(parsed.url, "http")
+    return _Source(parsed.url, "http", options=options)
 
 
 def _latest_cached_version(parsed: Handle, settings: Settings) -> Handle:
@@ -296,7 +323,7 @@ def _install(parsed, source: _Source, paths, pin, settings, force: bool, progres
         except OSError as err:
             if disk_full_reason(err):
                 # Kept for a resume, a partial (or complete) archive would only keep the disk full.
-                paths.part.unlink(missing_ok=True)
+                partfile.discard(paths.part)
             raise
 
 
@@ -309,7 +336,7 @@ def _fetch_and_install(parsed, source: _Source, paths, expected: dict[str, str],
             return _extract_and_install(parsed, source, paths, archive, resolved_url, digest, size)
         except (IntegrityError, InvalidModuleError, UnsafeContentError):
             if archive == paths.part:
-                paths.part.unlink(missing_ok=True)  # Bad bytes must never be resumed.
+                partfile.discard(paths.part)  # Bad bytes must never be resumed.
             if not resumed:
                 raise
             # The kept prefix may belong to another build of the file: start from zero, once.
@@ -328,7 +355,9 @@ def _fetch(parsed, source: _Source, paths, progress: bool) -> tuple[Path, str, s
     if source.kind == "gcs":
         result = download.copy_gcs(source.location, paths.part, progress=progress)
     else:
-        result = download.download(source.location, paths.part, progress=progress, description=_label(parsed))
+        result = download.download(
+            source.location, paths.part, source.options, progress=progress, description=_label(parsed), name=parsed.raw
+        )
     return paths.part, result.resolved_url, result.sha256, result.size, result.resumed_from > 0
 
 
@@ -378,7 +407,7 @@ def _extract_and_install(parsed, source: _Source, paths, archive: Path, resolved
         shutil.rmtree(temp, ignore_errors=True)
         raise
     if archive == paths.part:
-        archive.unlink(missing_ok=True)
+        partfile.discard(archive)
     return entry
 
 

@@ -42,10 +42,13 @@ import urllib.parse
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hubcli.errors import HubcliError, IntegrityError, NetworkError, NotFoundError, UsageError
 from hubcli.fsio import atomic_write, write_text_atomic
+
+if TYPE_CHECKING:
+    from hubcli.hub.http_client import HttpOptions
 
 SCHEMA = "hubcli.registry/1"
 INDEX_NAME = "index.json"
@@ -74,7 +77,7 @@ def is_remote(root: str | os.PathLike) -> bool:
     return str(root).lower().startswith(("http://", "https://"))
 
 
-def read_index(root: str | os.PathLike, offline: bool = False) -> dict[str, Any]:
+def read_index(root: str | os.PathLike, offline: bool = False, options: HttpOptions | None = None) -> dict[str, Any]:
     """The registry's ``index.json``, validated.
 
     Raises:
@@ -84,7 +87,7 @@ def read_index(root: str | os.PathLike, offline: bool = False) -> dict[str, Any]
     """
     if is_remote(root):
         location = _join_url(str(root), INDEX_NAME)
-        text = _http_get_text(location, offline)
+        text = _http_get_text(location, offline, options)
     else:
         location = str(_local_root(root) / INDEX_NAME)
         try:
@@ -106,20 +109,27 @@ def metadata_location(root: str | os.PathLike, registry_path: str, version: str)
     return _location(root, registry_path, version, ".json")
 
 
-def resolve_latest(root: str | os.PathLike, registry_path: str, offline: bool = False) -> str:
+def resolve_latest(
+    root: str | os.PathLike, registry_path: str, *, offline: bool = False, options: HttpOptions | None = None
+) -> str:
     """The ``latest`` version of ``registry_path`` according to the index."""
-    return find_version(root, registry_path, None, offline=offline).version
+    return find_version(root, registry_path, None, offline=offline, options=options).version
 
 
 def find_version(
-    root: str | os.PathLike, registry_path: str, version: str | None = None, offline: bool = False
+    root: str | os.PathLike,
+    registry_path: str,
+    version: str | None = None,
+    *,
+    offline: bool = False,
+    options: HttpOptions | None = None,
 ) -> RegistryVersion:
     """Look up one version (``None``: the latest) in the index, with its archive location and sha256.
 
     Raises:
         NotFoundError: the module or version is not published there (naming the closest ones).
     """
-    modules = read_index(root, offline=offline)["modules"]
+    modules = read_index(root, offline=offline, options=options)["modules"]
     module = modules.get(registry_path)
     if module is None:
         close = difflib.get_close_matches(registry_path, list(modules), n=3)
@@ -238,14 +248,14 @@ def _local_root(root: str | os.PathLike) -> Path:
     return Path(text).expanduser()
 
 
-def _http_get_text(url: str, offline: bool) -> str:
+def _http_get_text(url: str, offline: bool, options: HttpOptions | None) -> str:
     """A remote index, fetched under the same retry policy as module archives."""
     if offline:
         raise NetworkError(f"offline mode: cannot read the registry index {url}")
     from hubcli.hub import http_client
 
     try:
-        return http_client.fetch_text(url)
+        return http_client.fetch_text(url, options)
     except NotFoundError:
         raise NotFoundError(f"{url} not found: the URL is not a module registry") from None
     except NetworkError as err:
