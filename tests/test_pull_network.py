@@ -135,3 +135,46 @@ def test_any_http_url_is_pulled_by_the_content_it_serves(hub, fake_archive):
     assert json.loads(done.stdout)["sha256"] == _sha(fake_archive)
     assert hub.requests_to("/models/foo/1")[0].query == {"tf-hub-format": "compressed"}
     assert (_entry(hub, url) / "saved_model.pb").is_file()  # tensorflow_hub's cache directory for that URL
+
+
+# --- Kaggle's answers ---------------------------------------------------------------------------------------------
+
+KAGGLE_LATEST = "acme/tiny/tensorflow2/default"
+
+
+@pytest.mark.parametrize(
+    "answer, shown",
+    [
+        (b"null", "null"),
+        (b"3", "3"),
+        (b'"latest"', '"latest"'),
+        (b"[]", "[]"),
+        (b"{}", "{}"),
+        (b'{"versionNumber": "latest"}', '{"versionNumber": "latest"}'),
+        (b'{"versionNumber": null}', '{"versionNumber": null}'),
+        (b'{"versionNumber": 0}', '{"versionNumber": 0}'),
+        (b'{"versionNumber": true}', '{"versionNumber": true}'),
+        (b'{"versionNumber": 2.5}', '{"versionNumber": 2.5}'),
+    ],
+)
+def test_a_malformed_latest_version_answer_is_the_servers_fault(hub, answer, shown):
+    hub.kaggle_latest_answers[KAGGLE_LATEST] = answer
+    done = run_hubcli("pull", KAGGLE_LATEST)
+    assert done.returncode == 4, done.stderr
+    line = error_line(done)
+    assert line.endswith(f"/get: the server's answer names no version number: {shown}")
+    assert "internal error" not in line and "is a number" not in line
+
+
+def test_a_latest_version_answer_that_is_not_json_names_what_came(hub):
+    hub.kaggle_latest_answers[KAGGLE_LATEST] = b"<html>maintenance</html>"
+    done = run_hubcli("pull", KAGGLE_LATEST)
+    assert done.returncode == 4 and "did not answer JSON (it sent '<html>maintenance</html>')" in error_line(done)
+
+
+def test_a_well_formed_latest_version_is_used(hub, fake_archive):
+    hub.add_kaggle_module(KAGGLE_LATEST, 4, fake_archive)
+    hub.kaggle_latest_answers[KAGGLE_LATEST] = b'{"versionNumber": "4", "other": 1}'
+    done = run_hubcli("pull", KAGGLE_LATEST, "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["sha256"] == _sha(fake_archive)

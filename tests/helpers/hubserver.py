@@ -213,7 +213,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 return self._text(404, "no such module")
             publisher, rest = tfhub_path.split("/", 1)
             model, version = rest.rsplit("/", 1)
-            return self._redirect(f"/api/v1/models/{publisher}/{model.replace('/', '-')}/tensorflow2/default/{version}/download")
+            # Absolute, like tfhub.dev's redirect to www.kaggle.com: another origin when the tfhub endpoint is on localhost.
+            kaggle = f"http://127.0.0.1:{self.server.server_address[1]}" if state.base_url.startswith("http:") else ""
+            return self._redirect(f"{kaggle}/api/v1/models/{publisher}/{model.replace('/', '-')}/tensorflow2/default/{version}/download")
         match = re.fullmatch(r"/api/v1/models/([^/]+/[^/]+/[^/]+/[^/]+)/(\d+)/download", path)
         if match:
             if not self._kaggle_authorized(match.group(1)):
