@@ -26,7 +26,7 @@ def _chain(err: BaseException):
     pending = [err]
     while pending:
         current = pending.pop()
-        if current is None or id(current) in seen:
+        if not isinstance(current, BaseException) or id(current) in seen:
             continue
         seen.add(id(current))
         yield current

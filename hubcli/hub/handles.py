@@ -408,3 +408,8 @@ def _endpoint(default: str) -> str:
     if urllib.parse.urlsplit(override).scheme not in ("http", "https"):
         raise UsageError(f"{ENDPOINT_ENV[default]}={override!r} is not an http(s) URL")
     return override.rstrip("/")
+
+
+def kaggle_endpoint() -> str:
+    """The base URL Kaggle API requests go to: ``https://www.kaggle.com`` or ``HUBCLI_KAGGLE_ENDPOINT``."""
+    return _endpoint(KAGGLE_ENDPOINT)

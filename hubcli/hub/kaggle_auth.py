@@ -91,9 +91,9 @@ def find_credentials() -> KaggleCredentials | None:
 
 def kaggle_origin() -> tuple[str, str, int]:
     """(scheme, host, port) of the Kaggle API that credentials may be sent to."""
-    from hubcli.hub.handles import KAGGLE_ENDPOINT, _endpoint
+    from hubcli.hub.handles import kaggle_endpoint
 
-    return _origin(_endpoint(KAGGLE_ENDPOINT))
+    return _origin(kaggle_endpoint())
 
 
 def sends_credentials(url: str) -> bool:
