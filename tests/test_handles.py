@@ -280,7 +280,7 @@ def test_local_archive(settings, tmp_path, monkeypatch):
 def test_local_file_that_is_not_an_archive(settings, tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("hi")
-    with pytest.raises(UsageError, match="not a module directory or a .tar.gz"):
+    with pytest.raises(UsageError, match="not a module directory, a .tar.gz, .tgz or .tar archive, or a .tflite file"):
         parse_handle(str(readme), settings)
 
 

@@ -51,6 +51,7 @@ TimeoutOpt = Annotated[
     Optional[float],
     typer.Option("--timeout", help="Give up after this many seconds in all, however the transfer is going ($HUBCLI_TIMEOUT).", show_default=False),
 ]
+TfliteOpt = Annotated[bool, typer.Option("--tflite", help="The model's .tflite file (tfhub.dev's ?lite-format=tflite), not its SavedModel.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout (stable schema).")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or status messages.")]
 
@@ -104,6 +105,7 @@ def pull_command(
     locked: Annotated[bool, typer.Option("--locked", help="Require the handle in the lock file, with a matching sha256 (for CI).")] = False,
     lockfile: Annotated[Optional[Path], typer.Option("--lockfile", help="Lock file to read or update (default ./hubcli.lock).", show_default=False)] = None,
     update_lock: Annotated[bool, typer.Option("--update-lock", help="Record the archive's sha256 in the lock file.")] = False,
+    tflite: TfliteOpt = False,
     force: Annotated[bool, typer.Option("--force", help="Download and reinstall even if an intact copy is cached.")] = False,
     cache_dir: CacheDirOpt = None,
     offline: OfflineOpt = None,
@@ -129,6 +131,7 @@ def pull_command(
         force=force,
         progress=not (quiet or json_output),
         update_lock=update_lock,
+        tflite=tflite,
     )
     if json_output:
         console.emit_json("pull", result.to_json())
@@ -401,20 +404,31 @@ def inspect_command(
     offline: OfflineOpt = None,
     mirror: MirrorOpt = None,
     ca_bundle: CaBundleOpt = None,
+    tflite: TfliteOpt = False,
     json_output: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Show a module's format, signatures, call specs, variables, assets and risky ops, without TensorFlow."""
     from hubcli.savedmodel.inspector import inspect_module
+    from hubcli.savedmodel.tflite_file import find_tflite, read_tflite
 
     _start(quiet, json_output)
     local = Path(module).expanduser()
-    if local.is_dir() or (local.is_file() and local.suffix == ".keras"):
+    if local.is_dir() or (local.is_file() and local.suffix in (".keras", ".tflite")):
         path = local
     else:
-        from hubcli.hub.pull import resolve_module_path
+        from hubcli.hub.pull import pull
 
-        path = resolve_module_path(module, _settings(cache_dir, offline, mirror, ca_bundle))
+        path = pull(module, _settings(cache_dir, offline, mirror, ca_bundle), progress=not (quiet or json_output), tflite=tflite).path
+    if find_tflite(path) is not None:
+        from hubcli.cli.tflite_view import print_tflite_info
+
+        lite = read_tflite(find_tflite(path))
+        if json_output:
+            console.emit_json("inspect", {"module": module, **lite.to_json()})
+        else:
+            print_tflite_info(module, lite)
+        return
     info = inspect_module(path)
     if json_output:
         console.emit_json("inspect", {"module": module, **info.to_json()})

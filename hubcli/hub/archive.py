@@ -20,7 +20,7 @@ extraction trusts nothing in it. It refuses, with one
 with :class:`~hubcli.errors.IntegrityError` (exit 5) a gzip stream whose CRC or
 length does not match its trailer (a damaged or spliced download), and with
 :class:`~hubcli.errors.InvalidModuleError` (exit 7) content that is not a
-module at all (no ``saved_model.pb`` or ``saved_model.pbtxt`` at its root) or
+module at all (no ``saved_model.pb`` or ``saved_model.pbtxt``, nor one ``.tflite`` file, at its root) or
 not a tar archive (a zip, an HTML page). On any refusal the destination
 directory is removed, so nothing is left behind.
 
@@ -58,6 +58,7 @@ from typing import IO
 from hubcli.config import env_number
 from hubcli.errors import IntegrityError, InvalidModuleError, UnsafeContentError
 from hubcli.hub.content import describe_content, sniff
+from hubcli.hub.tflite import root_tflite_name
 
 #: Refuse archives that expand to more than this (override with HUBCLI_MAX_EXTRACT_BYTES).
 DEFAULT_MAX_BYTES = 20 * 1024**3
@@ -96,7 +97,7 @@ def extract_module_archive(
         label = label or Path(archive).name
         limit = max_extract_bytes() if max_bytes is None else max_bytes
         manifest = _Extraction(dest.resolve(), limit).run(Path(archive), label)
-        if require_module and not any((dest / marker).is_file() for marker in MODULE_MARKERS):
+        if require_module and not any((dest / marker).is_file() for marker in MODULE_MARKERS) and root_tflite_name(manifest) is None:
             raise InvalidModuleError(
                 f"{label} is not a module: no saved_model.pb or saved_model.pbtxt at its root"
                 + _nested_module_hint(manifest)

@@ -29,6 +29,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import sys
 import types
 import urllib.parse
@@ -47,6 +48,7 @@ from hubcli.errors import (
 )
 from hubcli.fsio import disk_full_reason, sha256_file
 from hubcli.hub import cache, partfile
+from hubcli.hub.tflite import entry_model_file
 
 if TYPE_CHECKING:
     from hubcli.config import Settings
@@ -99,6 +101,7 @@ def pull(
     force: bool = False,
     progress: bool = True,
     update_lock: bool = False,
+    tflite: bool = False,
 ) -> PullResult:
     """Make ``handle`` available in the cache and return where it is.
 
@@ -111,6 +114,8 @@ def pull(
         force: download and reinstall even if an intact entry is cached.
         progress: draw a progress bar (only on a TTY; see :mod:`hubcli.console`).
         update_lock: record the archive's sha256 in the lock file.
+        tflite: fetch the model's ``.tflite`` file (``?lite-format=tflite``) instead of its
+            SavedModel; the result's ``path`` is then that file.
 
     Raises:
         NotFoundError, NetworkError, IntegrityError, UnsafeContentError,
@@ -125,6 +130,8 @@ def pull(
     if locked and update_lock:
         raise UsageError("--locked checks the lock file and --update-lock rewrites it; use one of them")
     parsed = parse_handle(handle, settings)
+    if tflite and parsed.kind != "local_dir":
+        parsed = parsed.for_tflite()
     pin = _pinned_sha256(parsed, sha256, locked, lockfile)
 
     if parsed.kind == "local_dir":
@@ -161,7 +168,7 @@ def pull(
     if update_lock:
         _record_in_lockfile(lockfile, parsed.cache_key, entry.sha256)
     resolved = entry.resolved_url if entry.origin == "hubcli" else None
-    return PullResult(handle, resolved, entry.path, entry.sha256, entry.size, from_cache)
+    return PullResult(handle, resolved, entry_model_file(entry.path, entry.metadata), entry.sha256, entry.size, from_cache)
 
 
 def resolve_module_path(handle_or_path: str | Path, settings: Settings | None = None) -> Path:
@@ -385,11 +392,17 @@ def _warn_untrusted(parsed, resolved_url: str, settings) -> None:
 
 
 def _extract_and_install(parsed, source: _Source, paths, archive: Path, resolved_url, digest, size):
-    from hubcli.hub.archive import extract_module_archive
+    from hubcli.hub.archive import extract_module_archive, max_extract_bytes
+    from hubcli.hub.content import sniff
+    from hubcli.hub.tflite import model_file_name, place_tflite, root_tflite_name
 
     temp = paths.scratch_dir("tmp")
     # Errors name what the user pulled, not the cache's <sha1>.part file.
-    manifest = extract_module_archive(archive, temp, label=parsed.raw)
+    if sniff(archive) == "tflite":
+        name = model_file_name(resolved_url if archive == paths.part else str(archive))
+        manifest = place_tflite(archive, temp, name=name, max_bytes=max_extract_bytes(), label=parsed.raw)
+    else:
+        manifest = extract_module_archive(archive, temp, label=parsed.raw)
     record = {
         "handle": parsed.raw,
         "cache_key": parsed.cache_key,
@@ -399,11 +412,15 @@ def _extract_and_install(parsed, source: _Source, paths, archive: Path, resolved
         "sha256": digest,
         "size": size,
     }
+    model_file = root_tflite_name(manifest)
+    if model_file is not None:
+        record.update(artifact="tflite", model_file=model_file)
+    elif parsed.artifact == "tflite":
+        shutil.rmtree(temp, ignore_errors=True)
+        raise InvalidModuleError(f"{parsed.raw}: a TFLite model was asked for, but the archive holds no .tflite file at its root")
     try:
         entry = cache.install_entry(paths, temp, manifest, record)
     except BaseException:
-        import shutil
-
         shutil.rmtree(temp, ignore_errors=True)
         raise
     if archive == paths.part:

@@ -4,7 +4,8 @@ Routes (all answered by one threaded ``http.server``):
 
 - ``/tfhub/<publisher>/<model>/<version>?tf-hub-format=compressed`` -> 302 to the
   Kaggle download path (the tfhub.dev endpoint; point ``HUBCLI_TFHUB_ENDPOINT``
-  at ``<base>/tfhub``);
+  at ``<base>/tfhub``); with ``?lite-format=tflite`` instead, 302 to the model's
+  ``.tflite`` file in signed storage;
 - ``/api/v1/models/<owner>/<model>/<fw>/<variation>/<version>/download`` -> 302 to
   a signed storage URL whose query carries an expiry and a signature (point
   ``HUBCLI_KAGGLE_ENDPOINT`` at ``<base>``);
@@ -86,6 +87,8 @@ class HubServer:
     files: dict[str, Path] = field(default_factory=dict)
     #: "publisher/model/version" (tfhub path) -> storage file name
     tfhub: dict[str, str] = field(default_factory=dict)
+    #: "publisher/model/version" (tfhub path) -> storage file name of its .tflite
+    tfhub_lite: dict[str, str] = field(default_factory=dict)
     #: "owner/model/fw/variation" -> {version: storage file name}
     kaggle: dict[str, dict[int, str]] = field(default_factory=dict)
     faults: list[str] = field(default_factory=list)
@@ -120,6 +123,13 @@ class HubServer:
         self.files[name] = Path(archive)
         self.tfhub[tfhub_path] = name
         self.kaggle.setdefault(f"{publisher}/{model.replace('/', '-')}/tensorflow2/default", {})[int(version)] = name
+        return f"https://tfhub.dev/{tfhub_path}"
+
+    def add_tfhub_tflite(self, tfhub_path: str, model: Path) -> str:
+        """Serve ``model`` (a .tflite file) as ``https://tfhub.dev/<tfhub_path>?lite-format=tflite``; returns the handle."""
+        name = f"{tfhub_path.replace('/', '_')}.tflite"
+        self.files[name] = Path(model)
+        self.tfhub_lite[tfhub_path] = name
         return f"https://tfhub.dev/{tfhub_path}"
 
     def add_kaggle_module(self, kaggle_path: str, version: int, archive: Path) -> None:
@@ -208,6 +218,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return self._send_bytes(status, body, headers.get("Content-Type", "text/html"), headers)
         if path.startswith("/tfhub/"):
             tfhub_path = path[len("/tfhub/") :].strip("/")
+            if query.get("lite-format") == "tflite":  # tfhub.dev sends lite models straight from storage
+                lite = state.tfhub_lite.get(tfhub_path)
+                return self._redirect(state.sign(lite)) if lite else self._text(404, "no such lite model")
             name = state.tfhub.get(tfhub_path)
             if name is None or query.get("tf-hub-format") != "compressed":
                 return self._text(404, "no such module")
