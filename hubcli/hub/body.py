@@ -1,10 +1,12 @@
 """Reading one response body fast and under watch: stalls, slow transfers and the deadline.
 
 A body of known length (no chunked encoding) is read straight from the connection's
-buffered socket with ``readinto1`` into one preallocated buffer: one system call and
-no Python-level copy per read, and every read returns what has arrived rather than
-waiting to fill the buffer, so a dropped or stalled connection loses nothing already
-received. Other bodies go through urllib3's ``read1``.
+buffered socket with ``readinto1`` into preallocated buffers (a :class:`BufferRing`):
+one system call and no Python-level copy per read, and every read returns what has
+arrived rather than waiting to fill the buffer, so a dropped or stalled connection
+loses nothing already received. A chunk stays valid until the caller releases it,
+so the caller may hash it on another thread while the next one is read. Other
+bodies go through urllib3's ``read1``.
 
 Before each read the socket's timeout is set to the read timeout, or less when the
 overall deadline comes sooner; after each read a :class:`SpeedMeter` checks the rate.
@@ -21,12 +23,43 @@ Example:
 from __future__ import annotations
 
 import http.client
+import queue
 import time
 
 from hubcli.hub.failures import describe
 
 #: Bytes per read: large enough that Python overhead is negligible next to the copy.
 BUFFER_SIZE = 4 << 20
+
+
+class BufferRing:
+    """A few preallocated read buffers, handed out and given back, so none is reused while still in use.
+
+    Example:
+        >>> ring = BufferRing(count=2, size=8)
+        >>> first = ring.take()
+        >>> len(first), ring.give_back(first[:3])
+        (8, None)
+    """
+
+    def __init__(self, count: int = 3, size: int = BUFFER_SIZE):
+        self.size = size
+        self._free: queue.Queue[bytearray] = queue.Queue()
+        self._owned = set()
+        for _ in range(count):
+            buffer = bytearray(size)
+            self._owned.add(id(buffer))
+            self._free.put(buffer)
+
+    def take(self) -> memoryview:
+        """A free buffer; waits for one to be given back when all are in use."""
+        return memoryview(self._free.get())
+
+    def give_back(self, chunk) -> None:
+        """Return the buffer ``chunk`` (a view of it) was read into; anything else is ignored."""
+        owner = chunk.obj if isinstance(chunk, memoryview) else None
+        if owner is not None and id(owner) in self._owned:
+            self._free.put(owner)
 
 
 class BodyBroken(Exception):
@@ -82,8 +115,9 @@ class SpeedMeter:
 class BodyReader:
     """Reads ``response``'s body chunk by chunk; see the module docstring."""
 
-    def __init__(self, response, retrier, buffer_size: int = BUFFER_SIZE):
+    def __init__(self, response, retrier, ring: BufferRing | None = None):
         self.retrier = retrier
+        self.ring = ring or BufferRing(count=1)
         self.options = retrier.options
         self.meter = SpeedMeter(self.options)
         self._urllib3 = response.raw
@@ -93,11 +127,11 @@ class BodyReader:
         self._stream = stream if direct else None
         self._remaining = wire.length if direct else None
         self._socket = getattr(getattr(stream, "raw", None), "_sock", None) if direct else None
-        self._buffer = memoryview(bytearray(buffer_size)) if direct else None
-        self._buffer_size = buffer_size
 
     def read(self):
-        """The next chunk (a memoryview valid until the next call, or bytes); empty at the end of the body.
+        """The next chunk (a memoryview valid until :meth:`release`, or bytes); empty at the end of the body.
+
+        With every buffer of the ring unreleased, this waits for one to be released.
 
         Raises:
             BodyBroken: the connection dropped, stalled or crawled.
@@ -106,7 +140,7 @@ class BodyReader:
         self.meter.check()  # Before reading, so the chunk that arrived last was kept.
         self._arm_timeout()
         try:
-            chunk = self._read_direct() if self._stream is not None else self._urllib3.read1(self._buffer_size)
+            chunk = self._read_direct() if self._stream is not None else self._urllib3.read1(self.ring.size)
         except BodyBroken:
             raise
         except _transient_errors() as err:
@@ -117,16 +151,28 @@ class BodyReader:
         self.retrier.check_deadline()
         return chunk
 
+    def release(self, chunk) -> None:
+        """Done with ``chunk``: its buffer may be read into again."""
+        self.ring.give_back(chunk)
+
     def _read_direct(self):
         if self._remaining == 0:
             return b""
-        want = self._buffer_size if self._remaining is None else min(self._buffer_size, self._remaining)
-        count = self._stream.readinto1(self._buffer[:want])
-        if count == 0 and self._remaining is not None:
-            raise BodyBroken(f"connection dropped mid-body ({self._remaining} bytes short)")
+        buffer = self.ring.take()
+        try:
+            want = len(buffer) if self._remaining is None else min(len(buffer), self._remaining)
+            count = self._stream.readinto1(buffer[:want])
+            if count == 0 and self._remaining is not None:
+                raise BodyBroken(f"connection dropped mid-body ({self._remaining} bytes short)")
+        except BaseException:
+            self.ring.give_back(buffer)
+            raise
         if self._remaining is not None:
             self._remaining -= count
-        return self._buffer[:count]
+        if count == 0:
+            self.ring.give_back(buffer)
+            return b""
+        return buffer[:count]
 
     def _arm_timeout(self) -> None:
         if self._socket is not None and self.options.deadline is not None:

@@ -13,7 +13,8 @@ no timeout, no retry, and an interruption loses everything. Here a download:
   validators restarts from zero, so two versions are never spliced into one file;
 - writes each chunk with one unbuffered ``os.write`` as it arrives, so the part file
   holds every byte received (``kill -9`` included) and its size is always the
-  resume offset; hashes each chunk in the same pass, so no second read is needed;
+  resume offset; hashes each chunk in the same pass (on a helper thread, overlapping
+  the next read), so no second read is needed;
 - goes straight back to the resolved (signed) URL on a retry, and when that URL
   has expired (400/401/403 from it) re-resolves once from the original handle URL;
 - refuses an HTML page where an archive was expected (a captive portal, a login
@@ -29,7 +30,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
 import re
+import threading
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +41,7 @@ from hubcli import console
 from hubcli.errors import InvalidModuleError, NetworkError, NotFoundError
 from hubcli.fsio import sha256_file
 from hubcli.hub import partfile
-from hubcli.hub.body import BodyBroken, BodyReader
+from hubcli.hub.body import BodyBroken, BodyReader, BufferRing
 from hubcli.hub.content import ARCHIVE_KINDS, is_html_response, sniff_bytes
 from hubcli.hub.http_client import Client, HttpOptions, Retrier, host, note
 
@@ -88,6 +91,7 @@ def download(
     part.parent.mkdir(parents=True, exist_ok=True)
     transfer = _Transfer(url, part, options, name or url)
     with Client(options) as client, ExitStack() as stack:
+        stack.callback(transfer.digest.close)
         bar = None
         while True:
             response = transfer.request(client)
@@ -117,7 +121,8 @@ class _Transfer:
         self.part = part
         self.options = options
         self.retrier = Retrier(options, url)
-        self.digest = _RunningSha256()
+        self.ring = BufferRing()
+        self.digest = _RunningSha256(on_hashed=self.ring.give_back)
         self.target = url  # Retries go straight to the resolved URL; expiry sends us back to `url`.
         self.reresolved = False
         self.offset = 0
@@ -184,7 +189,7 @@ class _Transfer:
         """Append the body to the part file; True when the file is complete."""
         if response.status_code == 416:
             return True
-        reader = BodyReader(response, self.retrier)
+        reader = BodyReader(response, self.retrier, self.ring)
         received = 0
         fd = os.open(self.part, os.O_WRONLY | os.O_APPEND)
         try:
@@ -255,27 +260,59 @@ def _body_range(response, offset: int) -> tuple[int, int | None]:
 
 
 class _RunningSha256:
-    """sha256 of the ``.part`` file, updated as bytes arrive so no second pass is needed."""
+    """sha256 of the ``.part`` file, updated as bytes arrive so no second pass is needed.
 
-    def __init__(self):
+    The hashing runs on a helper thread (hashlib releases the GIL for large chunks), so it
+    overlaps the next read and write instead of adding to them; ``on_hashed`` is told when
+    a chunk is done with, so its buffer can be read into again. :meth:`close` stops it.
+    """
+
+    def __init__(self, on_hashed=lambda chunk: None):
         self._digest = hashlib.sha256()
         self._covered = 0
+        self._on_hashed = on_hashed
+        self._queue: queue.Queue = queue.Queue()
+        self._thread: threading.Thread | None = None
 
     def catch_up(self, part: Path, offset: int) -> None:
         """Make the digest cover exactly the first ``offset`` bytes of ``part`` (resume or restart)."""
+        self._queue.join()
         if offset == self._covered:
             return
         self._digest, self._covered = hashlib.sha256(), 0
         with open(part, "rb") as source:
             while self._covered < offset and (chunk := source.read(min(_HASH_CHUNK, offset - self._covered))):
-                self.update(chunk)
+                self._digest.update(chunk)
+                self._covered += len(chunk)
 
     def update(self, chunk) -> None:
-        self._digest.update(chunk)
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._hash_chunks, name="hubcli-sha256", daemon=True)
+            self._thread.start()
         self._covered += len(chunk)
+        self._queue.put(chunk)
+
+    def _hash_chunks(self) -> None:
+        while True:
+            chunk = self._queue.get()
+            if chunk is None:
+                self._queue.task_done()
+                return
+            try:
+                self._digest.update(chunk)
+            finally:
+                self._on_hashed(chunk)  # Even on a failure: a buffer never given back would stall the reader.
+                self._queue.task_done()
 
     def hexdigest(self) -> str:
+        self._queue.join()
         return self._digest.hexdigest()
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
 
 
 def _restart_bar(bar, offset: int, total: int | None) -> None:

@@ -326,7 +326,7 @@ def fetch_bytes(url: str, options: HttpOptions | None = None) -> bytes:
         NetworkError: retries exhausted, access denied, or a non-retryable HTTP status.
         NotFoundError: the server answered 404/410.
     """
-    from hubcli.hub.body import BodyBroken, BodyReader
+    from hubcli.hub.body import BodyBroken, BodyReader, BufferRing
 
     options = options or HttpOptions.from_env()
     retrier = Retrier(options, url)
@@ -337,13 +337,14 @@ def fetch_bytes(url: str, options: HttpOptions | None = None) -> bytes:
                 continue
             with response:
                 pieces, size = [], 0
-                reader = BodyReader(response, retrier, buffer_size=1 << 16)
+                reader = BodyReader(response, retrier, BufferRing(count=1, size=1 << 16))
                 try:
                     while chunk := reader.read():
                         size += len(chunk)
                         if size > MAX_DOCUMENT_BYTES:
                             raise NetworkError(f"{url}: the answer is larger than {MAX_DOCUMENT_BYTES} bytes; not a document hubcli reads")
                         pieces.append(bytes(chunk))
+                        reader.release(chunk)
                 except BodyBroken as broken:
                     retrier.wait(f"{host(url)}: {broken}")
                     continue
