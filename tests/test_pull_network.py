@@ -11,12 +11,12 @@ import signal
 import subprocess
 import sys
 import tarfile
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.helpers.cli_run import error_line, run_hubcli
+from tests.helpers.hubserver import wait_for_part
 
 # The local hub server and module-archive fixtures.
 pytest_plugins = ["tests.helpers.hubserver"]
@@ -63,10 +63,7 @@ def test_kill_9_keeps_every_byte_that_arrived(hub, fake_archive):
     hub.faults, hub.stall_seconds = ["partial:3000"], 30  # A few kilobytes, then the server says nothing.
     part = _entry(hub).with_name(_entry(hub).name + ".part")
     proc = subprocess.Popen([sys.executable, "-m", "hubcli", "pull", HANDLE], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 30
-    while (not part.exists() or part.stat().st_size < 3000) and time.monotonic() < deadline:
-        assert proc.poll() is None, proc.stderr.read()
-        time.sleep(0.05)
+    wait_for_part(part, 3000, proc, timeout=30)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert part.stat().st_size == 3000  # Nothing was waiting in a buffer when the process died.

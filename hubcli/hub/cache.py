@@ -24,6 +24,10 @@ every pull; a timestamp is cheaper and safer to update than JSON that a
 concurrent installer may be rewriting.
 
 Example:
+    >>> import tempfile
+    >>> cache_dir = Path(tempfile.mkdtemp())
+    >>> list_entries(cache_dir), find_prunable(cache_dir)
+    ([], [])
     >>> for entry in list_entries(Path("~/.cache/hubcli/modules").expanduser()):  # doctest: +SKIP
     ...     print(entry.handle, entry.disk_bytes, verify_entry(entry))
 """

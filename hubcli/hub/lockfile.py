@@ -13,9 +13,13 @@ recorded as the handle it stands for). ``hubcli pull --locked`` refuses a
 handle that is missing from the file or whose archive hashes differently.
 
 Example:
-    >>> lock = Lockfile.load("hubcli.lock")  # doctest: +SKIP
-    >>> lock.set("https://tfhub.dev/google/nnlm-en-dim50/2", "0f0e...")  # doctest: +SKIP
-    >>> lock.save()  # doctest: +SKIP
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "hubcli.lock"
+    >>> lock = Lockfile.load(path)
+    >>> lock.set("https://tfhub.dev/google/nnlm-en-dim50/2", "0f" * 32)
+    >>> lock.save()
+    >>> Lockfile.load(path, must_exist=True).get("https://tfhub.dev/google/nnlm-en-dim50/2") == "0f" * 32
+    True
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ class Lockfile:
     @classmethod
     def load(cls, path: str | os.PathLike | None = None, must_exist: bool = False) -> Lockfile:
         """Read ``path`` (default ``./hubcli.lock``); a missing file is empty unless ``must_exist``."""
-        path = Path(path) if path else Path.cwd() / DEFAULT_NAME
+        path = Path(path).absolute() if path else Path.cwd() / DEFAULT_NAME
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:

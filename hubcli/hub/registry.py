@@ -22,9 +22,12 @@ Versions are immutable: publishing one that exists is refused. ``latest`` is
 the highest version (numeric parts compare as numbers), not the newest upload.
 
 Example:
-    >>> add_version("/srv/hub", "acme/flowers", "1", "flowers.tar.gz", {"task": "image-classification"})  # doctest: +SKIP
-    >>> resolve_latest("/srv/hub", "acme/flowers")  # doctest: +SKIP
-    '1'
+    >>> import gzip, tempfile
+    >>> work = Path(tempfile.mkdtemp())
+    >>> _ = (work / "flowers.tar.gz").write_bytes(gzip.compress(b"a module archive"))
+    >>> published = add_version(work / "hub", "acme/flowers", "1", work / "flowers.tar.gz", {"task": "image-classification"})
+    >>> resolve_latest(work / "hub", "acme/flowers"), published.size
+    ('1', 36)
     >>> archive_location("https://models.example/hub", "acme/flowers", "1")
     'https://models.example/hub/acme/flowers/1.tar.gz'
 """
@@ -242,10 +245,11 @@ def _join_url(base: str, relative: str) -> str:
 
 
 def _local_root(root: str | os.PathLike) -> Path:
+    """A registry directory as an absolute path, so the archive paths it yields survive a ``cd``."""
     text = str(root)
     if text.startswith("file://"):
         text = urllib.parse.unquote(urllib.parse.urlsplit(text).path)
-    return Path(text).expanduser()
+    return Path(text).expanduser().absolute()
 
 
 def _http_get_text(url: str, offline: bool, options: HttpOptions | None) -> str:

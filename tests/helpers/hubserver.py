@@ -471,3 +471,11 @@ def write_partial(part: Path, archive: Path, keep: int, content: bytes | None = 
     partfile.start(part, partfile.PartRecord(etag, modified, len(data)))
     part.write_bytes(data[:keep] if content is None else content)
     return part
+
+
+def wait_for_part(part: Path, size: int, proc, timeout: float = 60) -> None:
+    """Wait until the download of the process ``proc`` has put ``size`` bytes into ``part``."""
+    deadline = time.monotonic() + timeout
+    while (not part.exists() or part.stat().st_size < size) and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.05)
