@@ -88,8 +88,14 @@ def test_prune_removes_leftovers_but_not_live_work(hub, fake_archive, tmp_path):
     stale_part = cache / f"{_sha1('https://tfhub.dev/a/b/1')}.part"
     stale_part.write_bytes(b"x" * 100)
     _age(stale_part, 10)
+    stale_record = cache / f"{stale_part.name}.json"  # What the partial download is a part of: goes with it.
+    stale_record.write_text("{}")
     fresh_part = cache / f"{_sha1('https://tfhub.dev/a/c/1')}.part"
     fresh_part.write_bytes(b"x" * 100)
+    fresh_record = cache / f"{fresh_part.name}.json"
+    fresh_record.write_text("{}")
+    orphan_record = cache / f"{_sha1('https://tfhub.dev/a/f/1')}.part.json"
+    orphan_record.write_text("{}")
     temp_dir = cache / f"{first.path.name}.0badc0de.tmp"
     (temp_dir / "variables").mkdir(parents=True)
     dead_lock = cache / f"{_sha1('https://tfhub.dev/a/d/1')}.lock"
@@ -116,6 +122,7 @@ def test_prune_removes_leftovers_but_not_live_work(hub, fake_archive, tmp_path):
             ("temp dir", temp_dir.name),
             ("orphan lock", dead_lock.name),
             ("orphan metadata", orphan.name),
+            ("orphan metadata", orphan_record.name),
             ("temp file", unrenamed.name),
         ]
     )
@@ -123,9 +130,9 @@ def test_prune_removes_leftovers_but_not_live_work(hub, fake_archive, tmp_path):
     assert run_hubcli("cache", "prune").returncode == 2  # Needs --yes off a TTY.
 
     assert run_hubcli("cache", "prune", "--yes").returncode == 0
-    for gone in (stale_part, temp_dir, dead_lock, orphan, unrenamed):
+    for gone in (stale_part, stale_record, orphan_record, temp_dir, dead_lock, orphan, unrenamed):
         assert not gone.exists()
-    for kept in (fresh_part, busy_part, busy_temp, first.path, second.path):
+    for kept in (fresh_part, fresh_record, busy_part, busy_temp, first.path, second.path):
         assert kept.exists()
     assert run_hubcli("cache", "verify").returncode == 0
 

@@ -44,7 +44,8 @@ def test_builtin_catalog_covers_the_required_modules(settings):
     assert set(by_name) >= REQUIRED
     sizes = [by_name[f"efficientnet_lite{n}"].image_size for n in range(5)]
     assert sizes == [(224, 224), (240, 240), (260, 260), (280, 280), (300, 300)]
-    dims = {name: by_name[name].output_dim for name in ("mobilenet_v2", "mobilenet_v3_small", "inception_v3", "universal-sentence-encoder", "gnews-swivel-20dim")}
+    expected_dims = ("mobilenet_v2", "mobilenet_v3_small", "inception_v3", "universal-sentence-encoder", "gnews-swivel-20dim")
+    dims = {name: by_name[name].output_dim for name in expected_dims}
     assert dims == {"mobilenet_v2": 1280, "mobilenet_v3_small": 1024, "inception_v3": 2048, "universal-sentence-encoder": 512, "gnews-swivel-20dim": 20}
     assert by_name["efficientnet_v2_s"].image_size == (384, 384)
 

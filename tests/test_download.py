@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import os
 
 import pytest
 
-from hubcli.errors import NetworkError, NotFoundError
-from hubcli.hub.download import HttpOptions, copy_gcs, download, fetch_json
+from hubcli.errors import InvalidModuleError, NetworkError, NotFoundError
+from hubcli.hub.download import copy_gcs, download
+from hubcli.hub.http_client import HttpOptions, fetch_json
+from tests.helpers.hubserver import make_fake_module_archive, write_partial
 
 # The local hub server and module-archive fixtures.
 pytest_plugins = ["tests.helpers.hubserver"]
@@ -109,17 +112,20 @@ def test_server_ignoring_range_restarts_cleanly(hub, fake_archive, tmp_path):
 def test_existing_part_file_is_resumed(hub, fake_archive, tmp_path):
     url = hub.put_file("m.tar.gz", fake_archive)
     part = tmp_path / "m.part"
-    part.write_bytes(fake_archive.read_bytes()[:12345])
+    hub.faults, hub.stall_seconds = ["partial:12345"], 0.1
+    with pytest.raises(NetworkError, match=r"received 12.1 KiB of"):
+        download(url, part, HttpOptions(retries=0), progress=False)  # What an interrupted run leaves.
+    assert part.stat().st_size == 12345
     result = download(url, part, progress=False)
     assert result.resumed_from == 12345
     assert result.sha256 == _sha(fake_archive)
-    assert _range_starts(hub.requests_to("/files/")) == [12345]
+    gets = hub.requests_to("/files/")
+    assert _range_starts(gets) == [12345] and gets[1].headers["If-Range"].startswith('"')  # the ETag the part began with
 
 
 def test_part_file_longer_than_the_resource_restarts(hub, fake_archive, tmp_path):
     url = hub.put_file("m.tar.gz", fake_archive)
-    part = tmp_path / "m.part"
-    part.write_bytes(b"x" * (fake_archive.stat().st_size + 10))
+    part = write_partial(tmp_path / "m.part", fake_archive, 0, content=b"x" * (fake_archive.stat().st_size + 10))
     result = download(url, part, progress=False)
     assert result.sha256 == _sha(fake_archive)
     assert [r.status for r in hub.requests_to("/files/")] == [416, 200]
@@ -185,17 +191,26 @@ def test_fetch_json_reads_kaggle_latest_version(hub, fake_archive):
 def test_gcs_copy_goes_through_tf_io_gfile_and_resumes(fake_archive, tmp_path):
     # tf.io.gfile serves local paths with the same API as gs://; this runs the real gfile code.
     part = tmp_path / "m.part"
-    part.write_bytes(fake_archive.read_bytes()[:1000])
+    copy_gcs(str(fake_archive), part, progress=False)
+    with open(part, "r+b") as cut:  # As if the copy had been interrupted after 1000 bytes.
+        cut.truncate(1000)
     result = copy_gcs(str(fake_archive), part, progress=False)
     assert result.resumed_from == 1000
     assert result.sha256 == _sha(fake_archive)
+    # The object changed since: the part is not resumed.
+    with open(part, "r+b") as cut:
+        cut.truncate(1000)
+    changed = make_fake_module_archive(tmp_path / "changed.tar.gz", seed=9)
+    os.replace(changed, fake_archive)
+    result = copy_gcs(str(fake_archive), part, progress=False)
+    assert result.resumed_from == 0 and result.sha256 == _sha(fake_archive)
 
 
 def test_retry_after_accepts_seconds_and_http_dates():
     import email.utils
     import time
 
-    from hubcli.hub.download import _retry_after_seconds
+    from hubcli.hub.http_client import retry_after_seconds as _retry_after_seconds
 
     assert _retry_after_seconds("7") == 7.0
     soon = email.utils.formatdate(time.time() + 30, usegmt=True)
@@ -213,8 +228,7 @@ def test_resumed_progress_bar_rates_only_the_bytes_it_moves(hub, tmp_path):
     archive = make_fake_module_archive(tmp_path / "big.tar.gz", payload_bytes=3_000_000)
     handle = hub.add_tfhub_module("google/tiny/1", archive)
     part = hub.cache_dir / f"{hashlib.sha1(handle.encode()).hexdigest()}.part"
-    part.parent.mkdir(parents=True)
-    part.write_bytes(archive.read_bytes()[:2_000_000])  # What an interrupted pull left.
+    write_partial(part, archive, 2_000_000)  # What an interrupted pull left.
     hub.throttle_bps = 1_000_000
     frames = run_in_terminal(["pull", handle], stream="stderr")
     scale = {"": 1, "k": 1024, "M": 1024**2, "G": 1024**3}
@@ -222,3 +236,171 @@ def test_resumed_progress_bar_rates_only_the_bytes_it_moves(hub, tmp_path):
     assert rates, frames
     # The server sends at most throttle_bps; kept bytes counted as just received showed 20x that.
     assert max(rates) < 3 * hub.throttle_bps, rates
+
+
+# --- resuming only what is still the same file ----------------------------------------------------------
+
+
+def _interrupted(hub, url, part, keep=50_000):
+    """Leave ``keep`` bytes of ``url`` in ``part``, as a run that lost its connection does."""
+    hub.faults, hub.stall_seconds = [f"partial:{keep}"], 0.1
+    with pytest.raises(NetworkError):
+        download(url, part, HttpOptions(retries=0), progress=False)
+    assert part.stat().st_size == keep
+
+
+def _plain_tar(path, seed):
+    """An uncompressed module archive: nothing in it would notice a splice."""
+    import io
+    import random
+    import tarfile
+
+    with tarfile.open(path, "w") as tar:
+        info = tarfile.TarInfo("saved_model.pb")
+        info.size = 200_000
+        tar.addfile(info, io.BytesIO(random.Random(seed).randbytes(info.size)))
+    return path
+
+
+@pytest.mark.parametrize(
+    "validators, honour_if_range, statuses",
+    [
+        ({"etag", "last-modified"}, True, [200, 200]),  # If-Range with the stale ETag: the new file, whole
+        ({"last-modified"}, True, [200, 200]),  # the date serves as the validator
+        ({"etag"}, False, [200, 206, 200]),  # the server ignores If-Range: its 206 carries the new ETag
+        (set(), True, [200, 200]),  # no validator at all: never resumed
+        ({"weak-etag"}, True, [200, 200]),  # a weak ETag may not be used for ranges
+    ],
+    ids=["etag", "last-modified", "if-range-ignored", "no-validators", "weak-etag"],
+)
+def test_a_file_that_changed_between_attempts_is_never_spliced(hub, tmp_path, validators, honour_if_range, statuses):
+    old, new = _plain_tar(tmp_path / "v1.tar", 1), _plain_tar(tmp_path / "v2.tar", 2)
+    assert old.stat().st_size == new.stat().st_size
+    url = hub.put_file("m.tar", old)
+    hub.send_validators, hub.honour_if_range = frozenset(validators), honour_if_range
+    part = tmp_path / "m.part"
+    _interrupted(hub, url, part)
+    os.utime(new, (old.stat().st_mtime + 100,) * 2)
+    hub.replace_file("m.tar", new)
+    result = download(url, part, progress=False)
+    assert result.sha256 == _sha(new) == _sha(part)
+    assert [r.status for r in hub.requests_to("/files/")] == statuses
+    if not validators or validators == {"weak-etag"}:
+        assert "Range" not in hub.requests_to("/files/")[1].headers
+
+
+def test_a_part_without_its_record_is_not_resumed(hub, fake_archive, tmp_path):
+    url = hub.put_file("m.tar.gz", fake_archive)
+    part = tmp_path / "m.part"
+    part.write_bytes(b"left by something else")
+    result = download(url, part, progress=False)
+    assert result.resumed_from == 0 and result.sha256 == _sha(fake_archive)
+    assert "Range" not in hub.requests_to("/files/")[0].headers
+
+
+def test_an_unchanged_file_is_resumed_with_if_range(hub, fake_archive, tmp_path):
+    url = hub.put_file("m.tar.gz", fake_archive)
+    part = tmp_path / "m.part"
+    _interrupted(hub, url, part)
+    result = download(url, part, progress=False)
+    assert result.resumed_from == 50_000 and result.sha256 == _sha(fake_archive)
+    resumed = hub.requests_to("/files/")[1]
+    assert resumed.status == 206 and resumed.headers["If-Range"].startswith('"')
+
+
+# --- failing at once, and naming why ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "location, message",
+    [
+        ("file:///etc/passwd", "redirected to file:///etc/passwd, which is not http(s)"),
+        ("ftp://example.com/m.tar.gz", "redirected to ftp://example.com/m.tar.gz, which is not http(s)"),
+        ("javascript:alert(1)", "redirected to javascript:alert(1), which is not http(s)"),
+    ],
+)
+def test_redirect_to_something_that_is_not_http_fails_at_once(hub, tmp_path, location, message):
+    url = hub.put_page("/go", 302, headers={"Location": location})
+    with pytest.raises(NetworkError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        download(url, tmp_path / "m.part", progress=False)
+    assert len(hub.requests_to("/go")) == 1
+
+
+def test_redirect_loop_fails_at_once_naming_it(hub, tmp_path):
+    hub.put_page("/a", 302, headers={"Location": "/b"})
+    hub.put_page("/b", 301, headers={"Location": f"{hub.base_url}/a"})
+    with pytest.raises(NetworkError, match=r"redirect loop: .*/b redirects back to .*/a"):
+        download(f"{hub.base_url}/a", tmp_path / "m.part", progress=False)
+    assert len(hub.requests_to("/a")) == 1 and len(hub.requests_to("/b")) == 1
+
+
+def test_endless_redirects_stop(hub, tmp_path):
+    for hop in range(15):
+        hub.put_page(f"/hop{hop}", 307, headers={"Location": f"/hop{hop + 1}"})
+    with pytest.raises(NetworkError, match="more than 10 redirects"):
+        download(f"{hub.base_url}/hop0", tmp_path / "m.part", progress=False)
+
+
+def test_unknown_host_fails_at_once_unless_retries_were_asked_for(tmp_path, monkeypatch):
+    monkeypatch.delenv("HUBCLI_RETRIES", raising=False)
+    monkeypatch.setenv("HUBCLI_BACKOFF", "30")  # Were it retried, this test would take minutes.
+    with pytest.raises(NetworkError, match="no-such-host.invalid: host name not found.*not retried"):
+        download("http://no-such-host.invalid/m.tar.gz", tmp_path / "m.part", progress=False)
+    monkeypatch.setenv("HUBCLI_RETRIES", "1")
+    monkeypatch.setenv("HUBCLI_BACKOFF", "0.01")
+    with pytest.raises(NetworkError, match="host name not found .gave up after 2 attempts"):
+        download("http://no-such-host.invalid/m.tar.gz", tmp_path / "m.part", progress=False)
+
+
+@pytest.mark.parametrize(
+    "content_type, body",
+    [
+        ("text/html; charset=utf-8", "<!DOCTYPE html><html><head><title>Sign in to Wi-Fi</title></head></html>"),
+        ("application/octet-stream", "\n  <html><body>Please log in</body></html>"),
+        ("text/html", ""),
+    ],
+    ids=["content-type", "first-bytes", "empty-html"],
+)
+def test_html_page_where_an_archive_was_expected_says_so(hub, tmp_path, content_type, body):
+    url = hub.put_page("/portal/model.tar.gz", 200, body, {"Content-Type": content_type})
+    part = tmp_path / "m.part"
+    with pytest.raises(InvalidModuleError, match=r"model.tar.gz is an HTML page .*, not a module archive: a login or captive-portal page"):
+        download(url, part, progress=False)
+    assert not part.exists()
+
+
+def test_archive_served_as_text_html_is_still_an_archive(hub, fake_archive, tmp_path):
+    url = hub.put_page("/odd/model.tar.gz", 200, fake_archive.read_bytes(), {"Content-Type": "text/html"})
+    assert download(url, tmp_path / "m.part", progress=False).sha256 == _sha(fake_archive)
+
+
+# --- slow servers: a speed limit and an overall deadline -----------------------------------------------------
+
+
+def test_a_trickling_server_is_cut_off_by_the_speed_limit(hub, fake_archive, tmp_path, monkeypatch):
+    url = hub.put_file("m.tar.gz", fake_archive)
+    hub.faults = ["trickle"]  # 20 bytes/s: a 200 kB archive would take three hours
+    monkeypatch.setenv("HUBCLI_SPEED_LIMIT", "1000")
+    monkeypatch.setenv("HUBCLI_SPEED_TIME", "1")
+    monkeypatch.setenv("HUBCLI_RETRIES", "0")
+    with pytest.raises(NetworkError, match=r"transfer slower than 1000 bytes/s for 1 s .*gave up after 1 attempt; received \d+ B of 200.3 KiB"):
+        download(url, tmp_path / "m.part", progress=False)
+
+
+def test_the_overall_timeout_ends_a_download_that_keeps_moving(hub, fake_archive, tmp_path, monkeypatch):
+    url = hub.put_file("m.tar.gz", fake_archive)
+    hub.faults = ["trickle"] * 10
+    monkeypatch.setenv("HUBCLI_SPEED_LIMIT", "0")  # Only the deadline is left to stop it.
+    monkeypatch.setenv("HUBCLI_TIMEOUT", "1.5")
+    with pytest.raises(NetworkError, match=r"gave up after --timeout 1.5 s .*received \d+ B of"):
+        download(url, tmp_path / "m.part", progress=False)
+
+
+def test_the_overall_timeout_covers_waiting_between_retries(hub, fake_archive, tmp_path, monkeypatch):
+    url = hub.put_file("m.tar.gz", fake_archive)
+    hub.faults = ["500"] * 10
+    monkeypatch.setenv("HUBCLI_BACKOFF", "20")
+    monkeypatch.setenv("HUBCLI_TIMEOUT", "1")
+    with pytest.raises(NetworkError, match=r"gave up after --timeout 1 s \(.*HTTP 500"):
+        download(url, tmp_path / "m.part", progress=False)
+    assert len(hub.requests_to("/files/")) == 1  # It did not sleep 20 s for a retry it could not make.

@@ -232,9 +232,18 @@ def test_archive_urls(settings, raw):
     assert handle.registry_path is None and handle.version is None
 
 
-def test_url_that_is_not_an_archive_is_refused(settings):
-    with pytest.raises(UsageError, match="not a module URL"):
-        parse_handle("https://example.com/models/encoder", settings)
+@pytest.mark.parametrize(
+    "raw, url",
+    [
+        ("https://example.com/models/encoder", "https://example.com/models/encoder?tf-hub-format=compressed"),
+        ("http://10.0.0.5:8000/models/foo/1", "http://10.0.0.5:8000/models/foo/1?tf-hub-format=compressed"),
+        ("https://example.com/m?token=a%20b&tf-hub-format=uncompressed", "https://example.com/m?token=a+b&tf-hub-format=compressed"),
+        ("https://www.kaggle.com/datasets/x", "https://www.kaggle.com/datasets/x?tf-hub-format=compressed"),
+    ],
+)
+def test_any_other_http_url_is_a_module_asked_for_its_compressed_form(settings, raw, url):
+    handle = parse_handle(raw, settings)
+    assert (handle.kind, handle.url, handle.cache_key) == ("url", url, raw)  # the cache key is what tensorflow_hub hashes
 
 
 def test_gcs_path(settings):
@@ -271,7 +280,7 @@ def test_local_archive(settings, tmp_path, monkeypatch):
 def test_local_file_that_is_not_an_archive(settings, tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("hi")
-    with pytest.raises(UsageError, match="not a module directory or a .tar.gz"):
+    with pytest.raises(UsageError, match="not a module directory, a .tar.gz, .tgz or .tar archive, or a .tflite file"):
         parse_handle(str(readme), settings)
 
 
@@ -344,9 +353,9 @@ def test_user_aliases_from_config_file(tmp_path, monkeypatch):
 
 def test_broken_user_alias_is_named_in_the_error(tmp_path, monkeypatch):
     config = tmp_path / "config.toml"
-    config.write_text('[aliases.team-encoder]\nhandle = "https://models.example/hub/encoder"\n')
+    config.write_text('[aliases.team-encoder]\nhandle = "ftp://models.example/hub/encoder"\n')
     monkeypatch.setenv("HUBCLI_CONFIG", str(config))
-    with pytest.raises(UsageError, match=r"^alias 'team-encoder' \(config\): https://models.example/hub/encoder: not a module URL"):
+    with pytest.raises(UsageError, match=r"^alias 'team-encoder' \(config\): ftp://models.example/hub/encoder: unsupported URL scheme"):
         parse_handle("team-encoder", Settings.load())
 
 

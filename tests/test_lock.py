@@ -131,3 +131,28 @@ def test_lock_whose_record_cannot_be_written_is_not_left_behind(tmp_path):
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert done.returncode not in (0, 1), done.stderr  # The write failed with an errno...
     assert not path.exists()  # ...and the half-made lock is gone.
+
+
+@pytest.mark.parametrize("lock_format", ["hubcli", "tensorflow_hub"])
+def test_a_zombie_holder_counts_as_dead(tmp_path, lock_format):
+    # Killed but not yet reaped: kill(pid, 0) still succeeds, but it will never release the lock.
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        path = tmp_path / "x.lock"
+        if lock_format == "hubcli":
+            _write_lock(path, pid=child.pid, process_start=process_start_time(child.pid))
+        else:
+            path.write_text(f"{socket.gethostname()}.{child.pid}.0123456789abcdef")
+        assert holder_is_alive(path)
+        child.kill()
+        deadline = time.monotonic() + 10
+        while not lockmod.is_zombie(child.pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert lockmod.is_zombie(child.pid)
+        os.kill(child.pid, 0)  # The pid still answers...
+        assert not holder_is_alive(path)  # ...but the holder is gone.
+        with FileLock(path, timeout=5):
+            pass
+    finally:
+        child.kill()
+        child.wait()

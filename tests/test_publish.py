@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 
 def test_archive_is_deterministic_with_the_module_at_its_root(tiny_image_module, tmp_path):
     from hubcli.export.module import export_module
-    from hubcli.hub.download import sha256_file
+    from hubcli.fsio import sha256_file
 
     first = export_module(tiny_image_module, output=tmp_path / "a" / "tiny.tar.gz", name="acme/tiny", license="Apache-2.0")
     second = export_module(tiny_image_module, output=tmp_path / "b" / "tiny.tar.gz", name="acme/tiny")

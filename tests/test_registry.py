@@ -22,6 +22,9 @@ from hubcli.errors import IntegrityError, NetworkError, NotFoundError, UsageErro
 from hubcli.hub import registry
 from hubcli.hub.handles import parse_handle
 
+# The local hub server (for faults on a remote index).
+pytest_plugins = ["tests.helpers.hubserver"]
+
 
 def make_archive(path: Path, payload: bytes = b"saved model bytes") -> Path:
     """A small real .tar.gz with a saved_model.pb member."""
@@ -247,7 +250,9 @@ def test_registry_over_http(root, tmp_path, serve):
     assert requests.get(registry.metadata_location(base, "acme/flowers", "3"), timeout=10).json()["version"] == "3"
 
 
-def test_http_errors(tmp_path, serve):
+def test_http_errors(tmp_path, serve, monkeypatch):
+    monkeypatch.setenv("HUBCLI_RETRIES", "1")
+    monkeypatch.setenv("HUBCLI_BACKOFF", "0.01")
     empty = tmp_path / "empty"
     empty.mkdir()
     base = serve(empty)
@@ -258,7 +263,7 @@ def test_http_errors(tmp_path, serve):
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
         closed = f"http://127.0.0.1:{sock.getsockname()[1]}/"
-    with pytest.raises(NetworkError, match="ConnectionError"):
+    with pytest.raises(NetworkError, match="connection refused .gave up after 2 attempts"):
         registry.read_index(closed)
 
 
@@ -286,3 +291,11 @@ def test_handles_map_onto_registry_paths(root, tmp_path, monkeypatch):
     )
     assert latest.registry_path == kaggle.registry_path
     assert registry.resolve_latest(root, latest.registry_path) == "2"
+
+
+def test_remote_index_is_fetched_under_the_archive_retry_policy(root, tmp_path, hub):
+    registry.add_version(root, "acme/flowers", "1", make_archive(tmp_path / "a.tar.gz"), {})
+    hub.mirror_root = root
+    hub.faults = ["500", "429"]
+    assert registry.resolve_latest(f"{hub.base_url}/mirror", "acme/flowers") == "1"
+    assert [r.status for r in hub.requests_to("/mirror/index.json")] == [500, 429, 200]

@@ -73,3 +73,15 @@ def test_hubcli_offline_finds_a_module_downloaded_by_hub_load(tiny_image_archive
     assert os.path.realpath(path) == os.path.realpath(resolved.strip().splitlines()[-1])
     listing = _run([sys.executable, "-m", "hubcli", "cache", "ls", "--json"], env)
     assert url in listing
+
+
+def test_a_url_without_an_archive_suffix_is_one_module_for_both(tiny_image_archive, env):
+    state, server = start_server()
+    url = state.put_page("/models/foo/1", 200, tiny_image_archive.read_bytes(), {"Content-Type": "application/octet-stream"})
+    try:
+        resolved = _run([sys.executable, "-c", f"import tensorflow_hub as hub; print(hub.resolve({url!r}))"], env)
+    finally:
+        _stop(server)
+    assert state.requests_to("/models/foo/1")[0].query == {"tf-hub-format": "compressed"}
+    path = _run([sys.executable, "-m", "hubcli", "pull", url, "--offline", "--quiet"], env).strip().splitlines()[-1]
+    assert os.path.realpath(path) == os.path.realpath(resolved.strip().splitlines()[-1])

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from hubcli import console
-from hubcli.cli.options import CacheDirOpt, JsonOpt, MirrorOpt, OfflineOpt, QuietOpt, load_settings, start_output
+from hubcli.cli.options import CaBundleOpt, CacheDirOpt, JsonOpt, MirrorOpt, OfflineOpt, QuietOpt, TfliteOpt, load_settings, start_output
 from hubcli.savedmodel.formats import KERAS, TF1_HUB, TF2_SAVED_MODEL
 
 _FORMAT_LABELS = {TF2_SAVED_MODEL: "TF2 SavedModel", TF1_HUB: "TF1 Hub format (tfhub_module.pb)", KERAS: "Keras"}
@@ -20,15 +20,30 @@ def inspect_command(
     cache_dir: CacheDirOpt = None,
     offline: OfflineOpt = None,
     mirror: MirrorOpt = None,
+    ca_bundle: CaBundleOpt = None,
+    tflite: TfliteOpt = False,
     json_output: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Show a module's format, signatures, call specs, variables, assets and risky ops, without TensorFlow."""
-    from hubcli.hub.pull import local_module_path, resolve_module_path
+    from hubcli.hub.pull import local_module_path, pull
     from hubcli.savedmodel.inspector import inspect_module
+    from hubcli.savedmodel.tflite_file import find_tflite, read_tflite
 
     start_output(quiet, json_output)
-    path = local_module_path(module) or resolve_module_path(module, load_settings(cache_dir, offline, mirror))
+    path = local_module_path(module)
+    if path is None:
+        settings = load_settings(cache_dir, offline, mirror, ca_bundle=ca_bundle)
+        path = pull(module, settings, progress=not (quiet or json_output), tflite=tflite).path
+    if (model_file := find_tflite(path)) is not None:
+        from hubcli.cli.tflite_view import print_tflite_info
+
+        lite = read_tflite(model_file)
+        if json_output:
+            console.emit_json("inspect", {"module": module, **lite.to_json()})
+        else:
+            print_tflite_info(module, lite)
+        return
     info = inspect_module(path)
     if json_output:
         console.emit_json("inspect", {"module": module, **info.to_json()})

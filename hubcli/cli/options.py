@@ -44,6 +44,15 @@ MirrorOpt = Annotated[
     Optional[str],
     typer.Option("--mirror", help="Serve hub handles from this http(s) URL or directory ($HUBCLI_MIRROR).", show_default=False),
 ]
+CaBundleOpt = Annotated[
+    Optional[Path],
+    typer.Option("--ca-bundle", help="PEM file of the CAs to trust for HTTPS, e.g. a proxy's ($REQUESTS_CA_BUNDLE, $SSL_CERT_FILE).", show_default=False),
+]
+TimeoutOpt = Annotated[
+    Optional[float],
+    typer.Option("--timeout", help="Give up after this many seconds in all, however the transfer is going ($HUBCLI_TIMEOUT).", show_default=False),
+]
+TfliteOpt = Annotated[bool, typer.Option("--tflite", help="The model's .tflite file (tfhub.dev's ?lite-format=tflite), not its SavedModel.")]
 
 # Output options of every command.
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout (stable schema).")]
@@ -142,11 +151,18 @@ def training_options(*, fine_tune_help: str, augment: bool = False) -> Callable[
     return decorate
 
 
-def load_settings(cache_dir: Path | None = None, offline: bool | None = None, mirror: str | None = None):
-    """The Settings the cache options choose (then the environment, the config file, the defaults)."""
+def load_settings(
+    cache_dir: Path | None = None,
+    offline: bool | None = None,
+    mirror: str | None = None,
+    *,
+    ca_bundle: Path | None = None,
+    timeout: float | None = None,
+):
+    """The Settings the cache and network options choose (then the environment, the config file, the defaults)."""
     from hubcli.config import Settings
 
-    return Settings.load(cache_dir=cache_dir, offline=offline, mirror=mirror)
+    return Settings.load(cache_dir=cache_dir, offline=offline, mirror=mirror, ca_bundle=ca_bundle, timeout=timeout)
 
 
 def start_output(quiet: bool, json_output: bool = False) -> None:

@@ -8,7 +8,18 @@ from typing import Annotated, Optional
 import typer
 
 from hubcli import console
-from hubcli.cli.options import CacheDirOpt, JsonOpt, MirrorOpt, OfflineOpt, QuietOpt, load_settings, start_output
+from hubcli.cli.options import (
+    CaBundleOpt,
+    CacheDirOpt,
+    JsonOpt,
+    MirrorOpt,
+    OfflineOpt,
+    QuietOpt,
+    TfliteOpt,
+    TimeoutOpt,
+    load_settings,
+    start_output,
+)
 
 
 def pull_command(
@@ -21,10 +32,13 @@ def pull_command(
     locked: Annotated[bool, typer.Option("--locked", help="Require the handle in the lock file, with a matching sha256 (for CI).")] = False,
     lockfile: Annotated[Optional[Path], typer.Option("--lockfile", help="Lock file to read or update (default ./hubcli.lock).", show_default=False)] = None,
     update_lock: Annotated[bool, typer.Option("--update-lock", help="Record the archive's sha256 in the lock file.")] = False,
+    tflite: TfliteOpt = False,
     force: Annotated[bool, typer.Option("--force", help="Download and reinstall even if an intact copy is cached.")] = False,
     cache_dir: CacheDirOpt = None,
     offline: OfflineOpt = None,
     mirror: MirrorOpt = None,
+    ca_bundle: CaBundleOpt = None,
+    timeout: TimeoutOpt = None,
     json_output: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -37,13 +51,14 @@ def pull_command(
     start_output(quiet, json_output)
     result = pull(
         handle,
-        load_settings(cache_dir, offline, mirror),
+        load_settings(cache_dir, offline, mirror, ca_bundle=ca_bundle, timeout=timeout),
         sha256=sha256,
         locked=locked,
         lockfile=lockfile,
         force=force,
         progress=not (quiet or json_output),
         update_lock=update_lock,
+        tflite=tflite,
     )
     if json_output:
         console.emit_json("pull", result.to_json())

@@ -8,6 +8,7 @@ Layout, for a handle whose ``cache_key`` has sha1 ``<name>``::
                                        and a manifest of every file (size, sha256, mtime)
     <cache>/<name>.lock                the entry's lock while someone installs it (see lock.py)
     <cache>/<name>.part                an interrupted download, resumed by the next pull
+    <cache>/<name>.part.json           what the .part is a part of (ETag, Last-Modified, size), see partfile.py
     <cache>/<name>.<uid>.tmp/          an extraction in progress (renamed into place when done)
 
 tensorflow_hub 0.16.1 names ``<name>`` and the descriptor the same way, so
@@ -23,6 +24,10 @@ every pull; a timestamp is cheaper and safer to update than JSON that a
 concurrent installer may be rewriting.
 
 Example:
+    >>> import tempfile
+    >>> cache_dir = Path(tempfile.mkdtemp())
+    >>> list_entries(cache_dir), find_prunable(cache_dir)
+    ([], [])
     >>> for entry in list_entries(Path("~/.cache/hubcli/modules").expanduser()):  # doctest: +SKIP
     ...     print(entry.handle, entry.disk_bytes, verify_entry(entry))
 """
@@ -45,7 +50,8 @@ from typing import Any
 
 from hubcli import __version__
 from hubcli.errors import HubcliError
-from hubcli.hub.download import sha256_file
+from hubcli.fsio import sha256_file, write_text_atomic
+from hubcli.hub import partfile
 from hubcli.hub.filelock import holder_is_alive
 from hubcli.savedmodel.formats import is_module_dir
 
@@ -298,14 +304,14 @@ def install_entry(
         "hubcli_version": __version__,
         "files": manifest,
     }
-    write_atomic(paths.sidecar, json.dumps(sidecar, indent=1) + "\n")
+    write_text_atomic(paths.sidecar, json.dumps(sidecar, indent=1) + "\n")
     # tensorflow_hub's descriptor format, so its users can tell what the directory holds.
     descriptor = (
         f"Module: {record.get('cache_key') or record.get('handle')}\n"
         f"Download Time: {now.astimezone().replace(tzinfo=None)}\n"
         f"Downloader Hostname: {socket.gethostname()} (PID:{os.getpid()})"
     )
-    write_atomic(paths.descriptor, descriptor)
+    write_text_atomic(paths.descriptor, descriptor)
     old = None
     if paths.module_dir.exists() or paths.module_dir.is_symlink():
         old = paths.scratch_dir("old")
@@ -316,17 +322,6 @@ def install_entry(
     entry = read_entry(paths.cache_dir, paths.name)
     assert entry is not None
     return entry
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temp file beside ``path``, then rename it over ``path``."""
-    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        temp.write_text(text, encoding="utf-8")
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
 
 
 def remove_entry(paths: EntryPaths) -> int:
@@ -341,7 +336,7 @@ def remove_entry(paths: EntryPaths) -> int:
         os.rename(paths.module_dir, aside)
         freed += _tree_bytes(aside)
         shutil.rmtree(aside, ignore_errors=True)
-    for file in (paths.part, paths.sidecar, paths.descriptor):
+    for file in (paths.part, partfile.record_path(paths.part), paths.sidecar, paths.descriptor):
         try:
             freed += file.stat().st_size
             file.unlink()
@@ -381,7 +376,7 @@ def find_prunable(cache_dir: Path, older_than_days: float | None = None, part_ma
     busy = {p.name[: -len(".lock")] for p in cache_dir.glob("*.lock") if holder_is_alive(p)}
     for child in sorted(cache_dir.iterdir()):
         if child.name.startswith(".") and child.name.endswith(".tmp") and now - child.lstat().st_mtime > 3600:
-            # A metadata file that write_atomic never renamed (its writer died).
+            # A metadata file that write_text_atomic never renamed (its writer died).
             items.append(PruneItem(child, "temp file", child.lstat().st_size, "left by an interrupted write"))
             continue
         stem = child.name.split(".", 1)[0]
@@ -395,6 +390,8 @@ def find_prunable(cache_dir: Path, older_than_days: float | None = None, part_ma
             items.append(
                 PruneItem(child, "partial download", child.stat().st_size, f"untouched for {age_days:.0f} days", stem)
             )
+        elif child.name.endswith(".part.json") and not child.with_name(child.name[: -len(".json")]).exists():
+            items.append(PruneItem(child, "orphan metadata", child.stat().st_size, "its partial download is gone", stem))
         elif child.name.endswith((".lock", ".lock.break")):
             items.append(PruneItem(child, "orphan lock", child.stat().st_size, "its holder is gone", stem))
         elif child.name.endswith((".hubcli.json", ".descriptor.txt")) and not (cache_dir / stem).is_dir():
@@ -428,6 +425,10 @@ def prune(items: list[PruneItem]) -> int:
             freed += remove_entry_locked(EntryPaths(item.path.parent, item.name), timeout=30)
         elif item.path.is_dir() and not item.path.is_symlink():
             shutil.rmtree(item.path, ignore_errors=True)
+            freed += item.bytes
+        elif item.kind == "partial download":
+            with _deleting(item.path.parent):
+                partfile.discard(item.path)
             freed += item.bytes
         else:
             with _deleting(item.path.parent):

@@ -33,10 +33,9 @@ from functools import lru_cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from hubcli.errors import UsageError
-
 if TYPE_CHECKING:
-    from hubcli.config import Settings
+    from hubcli.config import AliasTable, Settings
+    from hubcli.hub.http_client import HttpOptions
 
 BUILTIN_SOURCE = "builtin"
 CONFIG_SOURCE = "config"
@@ -83,7 +82,7 @@ def entries(settings: Settings, task: str | None = None) -> list[CatalogEntry]:
     """
     by_key = {_key(e.name): e for e in _builtin_entries()}
     for name, table in settings.user_aliases.items():
-        by_key[_key(name)] = _entry_from_config(name, table, settings)
+        by_key[_key(name)] = _entry_from_config(name, table)
     return filter_task(list(by_key.values()), task)
 
 
@@ -117,7 +116,7 @@ def suggest(name: str, settings: Settings, limit: int = 3) -> list[str]:
     return [names[key] for key in close]
 
 
-def registry_entries(root: str, offline: bool = False) -> list[CatalogEntry]:
+def registry_entries(root: str, offline: bool = False, options: HttpOptions | None = None) -> list[CatalogEntry]:
     """One entry per module of a registry (directory or http(s) URL), handle = its latest archive.
 
     Task, input, image size, output dim and description come from the latest
@@ -126,7 +125,7 @@ def registry_entries(root: str, offline: bool = False) -> list[CatalogEntry]:
     from hubcli.hub import registry
 
     found = []
-    for registry_path, module in sorted(registry.read_index(root, offline=offline)["modules"].items()):
+    for registry_path, module in sorted(registry.read_index(root, offline=offline, options=options)["modules"].items()):
         latest = module["latest"]
         metadata = module["versions"][latest].get("metadata", {})
         found.append(
@@ -154,28 +153,16 @@ def _builtin_entries() -> tuple[CatalogEntry, ...]:
     )
 
 
-def _entry_from_config(name: str, table: dict[str, Any], settings: Settings) -> CatalogEntry:
-    where = f"config file {settings.config_file}: [aliases.{name}]"
-    unknown = set(table) - {"handle", "task", "input", "image_size", "output_dim", "description"}
-    if unknown:
-        raise UsageError(f"{where} has unknown keys: {', '.join(sorted(unknown))}")
-    if "/" in name or not name.strip():
-        raise UsageError(f"{where}: an alias is a bare name, without '/'")
-    output_dim = table.get("output_dim")
-    if output_dim is not None and (not isinstance(output_dim, int) or output_dim <= 0):
-        raise UsageError(f"{where}: output_dim must be a positive integer")
-    try:
-        image_size = _image_size(table.get("image_size"))
-    except (TypeError, ValueError):
-        raise UsageError(f"{where}: image_size must be an integer or [height, width]") from None
+def _entry_from_config(name: str, table: AliasTable) -> CatalogEntry:
+    """A user alias; :class:`~hubcli.config.Settings` checked every field when it read the file."""
     return CatalogEntry(
         name=name,
-        handle=str(table["handle"]),
+        handle=table["handle"],
         task=table.get("task"),
         input=table.get("input"),
-        image_size=image_size,
-        output_dim=output_dim,
-        description=str(table.get("description", "")),
+        image_size=_image_size(table.get("image_size")),
+        output_dim=table.get("output_dim"),
+        description=table.get("description", ""),
         source=CONFIG_SOURCE,
     )
 
@@ -269,4 +256,8 @@ def search_modules(text: str, settings: Settings, *, registry: str | None = None
 
 def _source_entries(settings: Settings, registry: str | None) -> list[CatalogEntry]:
     # A registry, when one is named, replaces the catalog rather than adding to it.
-    return registry_entries(registry, settings.offline) if registry else entries(settings)
+    if not registry:
+        return entries(settings)
+    from hubcli.hub.http_client import HttpOptions
+
+    return registry_entries(registry, settings.offline, HttpOptions.from_env(settings))

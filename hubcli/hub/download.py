@@ -3,22 +3,22 @@
 tensorflow_hub streams a module straight from ``urlopen`` into tar extraction:
 no timeout, no retry, and an interruption loses everything. Here a download:
 
-- retries connection errors, resets, stalled reads, 5xx, 408 and 429 with
-  exponential backoff and jitter, honouring ``Retry-After``; an attempt that
+- goes through :mod:`hubcli.hub.http_client` (retries, redirects checked hop by
+  hop, stall, speed and deadline limits, TLS, Kaggle credentials); an attempt that
   made progress on a resumed transfer resets the retry budget;
-- times out on connect and on a read that stalls (not on a slow but moving one);
-- resumes with ``Range: bytes=N-`` into ``<file>.part``, which survives ``kill -9``
-  (every byte written is in the page cache), across retries and across runs;
-  a server that ignores Range (answers 200) restarts the file cleanly;
+- resumes with ``Range`` into ``<file>.part``, across retries and across runs, but
+  only a part whose validators were recorded when it was started
+  (:mod:`hubcli.hub.partfile`): ``If-Range`` makes a server whose file changed send
+  the new one whole, a ``206`` for a changed file is refused, and a part with no
+  validators restarts from zero, so two versions are never spliced into one file;
+- writes each chunk with one unbuffered ``os.write`` as it arrives, so the part file
+  holds every byte received (``kill -9`` included) and its size is always the
+  resume offset; hashes each chunk in the same pass (on a helper thread, overlapping
+  the next read), so no second read is needed;
 - goes straight back to the resolved (signed) URL on a retry, and when that URL
   has expired (400/401/403 from it) re-resolves once from the original handle URL;
-- asks for ``Accept-Encoding: identity`` so byte offsets mean file offsets;
-- uses the proxies of ``HTTP(S)_PROXY``/``NO_PROXY`` (requests' ``trust_env``,
-  never turned off here).
-
-Tuning comes from the environment, so the CLI and tests share one code path:
-``HUBCLI_RETRIES`` (5), ``HUBCLI_CONNECT_TIMEOUT`` (10 s), ``HUBCLI_READ_TIMEOUT``
-(60 s), ``HUBCLI_BACKOFF`` (0.5 s, the first delay), ``HUBCLI_MAX_BACKOFF`` (30 s).
+- refuses an HTML page where an archive was expected (a captive portal, a login
+  page), from its ``Content-Type`` and its first bytes.
 
 Example:
     >>> result = download("https://tfhub.dev/google/nnlm-en-dim50/2?tf-hub-format=compressed",
@@ -30,47 +30,25 @@ from __future__ import annotations
 
 import hashlib
 import os
-import random
+import queue
 import re
-import time
-import urllib.parse
+import threading
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hubcli import __version__, console
-from hubcli.errors import NetworkError, NotFoundError
+from hubcli import console
+from hubcli.errors import InvalidModuleError, NetworkError, NotFoundError
+from hubcli.fsio import sha256_file
+from hubcli.hub import partfile
+from hubcli.hub.body import BodyBroken, BodyReader, BufferRing
+from hubcli.hub.content import ARCHIVE_KINDS, is_html_response, sniff_bytes
+from hubcli.hub.http_client import Client, HttpOptions, Retrier, host, note
 
-#: Bytes per read and write; large enough that Python overhead is negligible next to the copy.
-CHUNK_SIZE = 1 << 20
-_RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
 # What an expired signed storage URL answers (GCS: 400 ExpiredToken; S3-style: 403).
 _EXPIRED_STATUSES = frozenset({400, 401, 403})
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
-
-
-@dataclass(frozen=True)
-class HttpOptions:
-    """Retry and timeout policy for one download."""
-
-    retries: int = 5
-    connect_timeout: float = 10.0
-    read_timeout: float = 60.0
-    backoff: float = 0.5
-    max_backoff: float = 30.0
-    #: Longest Retry-After we honour; a server asking for an hour gets asked again sooner.
-    max_retry_after: float = 120.0
-
-    @classmethod
-    def from_env(cls) -> HttpOptions:
-        env = os.environ
-        return cls(
-            retries=int(env.get("HUBCLI_RETRIES", cls.retries)),
-            connect_timeout=float(env.get("HUBCLI_CONNECT_TIMEOUT", cls.connect_timeout)),
-            read_timeout=float(env.get("HUBCLI_READ_TIMEOUT", cls.read_timeout)),
-            backoff=float(env.get("HUBCLI_BACKOFF", cls.backoff)),
-            max_backoff=float(env.get("HUBCLI_MAX_BACKOFF", cls.max_backoff)),
-        )
+_HASH_CHUNK = 4 << 20
 
 
 @dataclass
@@ -88,249 +66,179 @@ class DownloadResult:
     chain: list[str] = field(default_factory=list)
 
 
-class _Retrier:
-    """Counts failed attempts and sleeps between them (exponential backoff, equal jitter)."""
-
-    def __init__(self, options: HttpOptions, what: str):
-        self.options = options
-        self.what = what
-        self.failures = 0
-
-    def wait(self, reason: str, retry_after: float | None = None) -> None:
-        if self.failures >= self.options.retries:
-            raise NetworkError(f"{self.what}: {reason} (gave up after {self.failures + 1} attempts)")
-        if retry_after is not None:
-            delay = min(retry_after, self.options.max_retry_after)
-        else:
-            ceiling = min(self.options.max_backoff, self.options.backoff * 2**self.failures)
-            delay = ceiling / 2 + random.uniform(0, ceiling / 2)
-        self.failures += 1
-        _note(f"{reason}; retry {self.failures}/{self.options.retries} in {delay:.1f}s")
-        time.sleep(delay)
-
-    def progressed(self) -> None:
-        self.failures = 0
-
-
-def _note(message: str) -> None:
-    """Retry notes are for a person watching; off a TTY a failed command's stderr stays one line."""
-    if console.progress_enabled():
-        console.info(message)
-
-
-def _retry_after_seconds(value: str | None) -> float | None:
-    """``Retry-After`` as seconds: either a number or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    import email.utils  # Rarely needed; keeps cached pulls from importing the email package.
-
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def _host(url: str) -> str:
-    return urllib.parse.urlsplit(url).netloc or url
-
-
-def _session():
-    # requests costs ~100 ms to import; only paths that really download pay for it.
-    import requests
-
-    session = requests.Session()
-    session.headers["User-Agent"] = f"hubcli/{__version__}"
-    # Byte offsets for Range must be offsets in the file we store, never in a re-encoded body.
-    session.headers["Accept-Encoding"] = "identity"
-    return session
-
-
-def fetch_json(url: str, options: HttpOptions | None = None) -> dict:
-    """GET a small JSON document (a registry index, Kaggle's latest version) with retries."""
-    options = options or HttpOptions.from_env()
-    retrier = _Retrier(options, url)
-    with _session() as session:
-        while True:
-            response = _get(session, url, {}, options, retrier, stream=False)
-            if response is None:
-                continue
-            try:
-                return response.json()
-            except ValueError:
-                raise NetworkError(f"{url}: the server did not answer JSON") from None
-
-
-def _get(
-    session,
-    url: str,
-    headers: dict,
-    options: HttpOptions,
-    retrier: _Retrier,
-    stream: bool = True,
-    passthrough: frozenset[int] = frozenset(),
-):
-    """One GET; transient failures sleep and return None (the caller loops), permanent ones raise.
-
-    Statuses in ``passthrough`` are returned to the caller instead of raising.
-    """
-    import requests
-
-    try:
-        response = session.get(url, headers=headers, stream=stream, timeout=(options.connect_timeout, options.read_timeout))
-    except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema) as err:
-        raise NetworkError(f"{url}: not a URL that can be fetched ({type(err).__name__})") from None
-    except requests.RequestException as err:
-        retrier.wait(f"{_host(url)}: {_describe(err)}")
-        return None
-    if response.status_code in _RETRY_STATUSES:
-        response.close()
-        retrier.wait(
-            f"{_host(response.url)}: HTTP {response.status_code} {response.reason}",
-            _retry_after_seconds(response.headers.get("Retry-After")),
-        )
-        return None
-    if response.status_code >= 400 and response.status_code != 416 and response.status_code not in passthrough:
-        _raise_for_status(response, url)
-    return response
-
-
-def _raise_for_status(response, url: str):
-    status = response.status_code
-    response.close()
-    if status == 404 or status == 410:
-        raise NotFoundError(f"{url}: not found (HTTP {status}); check the handle and its version")
-    if status in (401, 403):
-        raise NetworkError(f"{url}: access denied (HTTP {status} {response.reason})")
-    raise NetworkError(f"{url}: HTTP {status} {response.reason}")
-
-
-def _transient_errors() -> tuple[type[BaseException], ...]:
-    """Failures while reading a body that a retry may cure (requests', urllib3's, the socket's)."""
-    import requests
-    import urllib3
-
-    return (requests.RequestException, urllib3.exceptions.HTTPError, ConnectionError, TimeoutError)
-
-
-def _describe(err: BaseException) -> str:
-    """A short reason for a requests/urllib3 failure, without nested reprs."""
-    import requests
-    import urllib3
-
-    if isinstance(err, requests.exceptions.ProxyError):
-        # Checked first: it is also a ConnectionError, and "connection refused" would blame the module's host.
-        return f"cannot connect to the proxy {_environment_proxy(err) or ''} set by HTTP_PROXY/HTTPS_PROXY"
-    if isinstance(err, requests.ConnectTimeout):
-        return "connection timed out"
-    if isinstance(err, (requests.ReadTimeout, urllib3.exceptions.ReadTimeoutError, TimeoutError)) or "timed out" in str(err).lower():
-        return "read stalled (timed out)"
-    if isinstance(err, (requests.exceptions.ChunkedEncodingError, urllib3.exceptions.ProtocolError)):
-        return "connection dropped mid-body"
-    if isinstance(err, requests.ConnectionError):
-        text = str(err)
-        if "Connection refused" in text:
-            return "connection refused"
-        if "reset" in text.lower():
-            return "connection reset"
-        if "Name or service not known" in text or "NameResolutionError" in text:
-            return "host name not found"
-        return "connection failed"
-    return type(err).__name__
-
-
-def _environment_proxy(err) -> str | None:
-    """The proxy the environment chose for the failed request's URL."""
-    import requests.utils
-
-    url = getattr(getattr(err, "request", None), "url", None) or ""
-    return requests.utils.select_proxy(url, requests.utils.get_environ_proxies(url)) if url else None
-
-
 def download(
     url: str,
     part: Path,
     options: HttpOptions | None = None,
+    *,
     progress: bool = True,
     description: str | None = None,
+    name: str | None = None,
 ) -> DownloadResult:
     """Download ``url`` into ``part``, resuming what is already there; return size and sha256.
 
     On success ``part`` holds the complete body (the caller verifies and renames
-    or deletes it). On failure it keeps what arrived, for the next attempt.
+    or deletes it, with :func:`hubcli.hub.partfile.discard`). On failure it keeps
+    what arrived, for the next attempt. Errors about the content call it ``name``
+    (default: the URL), such as the handle a user pulled.
 
     Raises:
-        NetworkError: retries exhausted, access denied, or a non-retryable HTTP status.
+        NetworkError: retries exhausted, access denied, a non-retryable HTTP status.
         NotFoundError: the server answered 404/410.
+        InvalidModuleError: the server sent an HTML page (a login or captive-portal page).
     """
     options = options or HttpOptions.from_env()
-    retrier = _Retrier(options, url)
     part.parent.mkdir(parents=True, exist_ok=True)
-    started_with = part.stat().st_size if part.exists() else 0
-    target = url  # Retries go straight to the resolved URL; expiry sends us back to `url`.
-    reresolved = False
-    description = description or _host(url)
-
-    digest = _RunningSha256()
-    with _session() as session, ExitStack() as stack:
+    transfer = _Transfer(url, part, options, name or url)
+    with Client(options) as client, ExitStack() as stack:
+        stack.callback(transfer.digest.close)
         bar = None
         while True:
-            offset = part.stat().st_size if part.exists() else 0
-            headers = {"Range": f"bytes={offset}-"} if offset else {}
-            may_expire = target != url and not reresolved
-            response = _get(session, target, headers, options, retrier, passthrough=_EXPIRED_STATUSES if may_expire else frozenset())
+            response = transfer.request(client)
             if response is None:
                 continue
-            if response.status_code in _EXPIRED_STATUSES:
-                response.close()
-                _note(f"{_host(target)}: signed URL rejected (HTTP {response.status_code}); resolving {_host(url)} again")
-                target, reresolved = url, True
-                continue
             with response:
-                chain = [r.url for r in response.history] + [response.url]
-                target = response.url
-                if response.status_code == 416:
-                    total = _unsatisfiable_total(response)
-                    if total is not None and total == offset:
-                        digest.catch_up(part, offset)
-                        break  # The part file was already complete.
-                    part.unlink(missing_ok=True)  # Longer than the resource: not ours.
-                    retrier.wait(f"{_host(target)}: partial file does not match; restarting")
+                if not transfer.accept(response):
                     continue
-                start, total = _body_range(response, offset)
-                if start != offset:
-                    # 200 to a Range request: the server ignores ranges; start over cleanly.
-                    with open(part, "wb"):
-                        pass
-                    offset = 0
                 if bar is None:
                     bar = stack.enter_context(
-                        console.progress_bar(total, description, unit="B", unit_scale=True)
+                        console.progress_bar(transfer.total, description or host(url), unit="B", unit_scale=True)
                         if progress
                         else _NoBar()
                     )
-                _restart_bar(bar, offset, total)
-                digest.catch_up(part, offset)
-                try:
-                    received = _stream_body(response, part, bar, digest)
-                except _transient_errors() as err:
-                    if response.status_code == 206 and part.stat().st_size > offset:
-                        retrier.progressed()
-                    retrier.wait(f"{_host(target)}: {_describe(err)}")
-                    continue
-                size = offset + received
-                if total is not None and size < total:
-                    if response.status_code == 206 and received:
-                        retrier.progressed()
-                    retrier.wait(f"{_host(target)}: body ended at {size} of {total} bytes")
-                    continue
-                break
+                _restart_bar(bar, transfer.offset, transfer.total)
+                if transfer.receive(response, bar):
+                    break
+    return transfer.result()
 
-    size = part.stat().st_size
-    return DownloadResult(part, url, target, size, digest.hexdigest(), started_with, chain)
+
+class _Transfer:
+    """The state of one download across its attempts: where to ask, from which offset, what arrived."""
+
+    def __init__(self, url: str, part: Path, options: HttpOptions, name: str):
+        self.url = url
+        self.name = name
+        self.part = part
+        self.options = options
+        self.retrier = Retrier(options, url)
+        self.ring = BufferRing()
+        self.digest = _RunningSha256(on_hashed=self.ring.give_back)
+        self.target = url  # Retries go straight to the resolved URL; expiry sends us back to `url`.
+        self.reresolved = False
+        self.offset = 0
+        self.total: int | None = None
+        self.chain: list[str] = []
+        self.started_with: int | None = None
+        self.restarts = 0
+        self.retrier.progress = self._progress
+
+    def _progress(self) -> str:
+        size = self.part.stat().st_size if self.part.exists() else 0
+        of_total = f" of {console.human_size(self.total)}" if self.total is not None else ""
+        return f"received {console.human_size(size)}{of_total}"
+
+    def request(self, client: Client):
+        size = self.part.stat().st_size if self.part.exists() else 0
+        headers = partfile.resume_headers(self.part, size) or {}
+        self.offset = size if headers else 0
+        if self.started_with is None:
+            self.started_with = self.offset
+        may_expire = self.target != self.url and not self.reresolved
+        response = client.get(
+            self.target, headers=headers, retrier=self.retrier, passthrough=_EXPIRED_STATUSES if may_expire else frozenset()
+        )
+        if response is not None and response.status_code in _EXPIRED_STATUSES:
+            response.close()
+            note(f"{host(self.target)}: signed URL rejected (HTTP {response.status_code}); resolving {host(self.url)} again")
+            self.target, self.reresolved = self.url, True
+            return None
+        return response
+
+    def accept(self, response) -> bool:
+        """Whether to read this response's body; False when the next attempt must start afresh."""
+        self.chain = [r.url for r in response.history] + [response.url]
+        self.target = response.url
+        record = partfile.read_record(self.part)
+        if response.status_code == 416:
+            total = _unsatisfiable_total(response)
+            if self.offset and total == self.offset and record is not None and record.matches(response, total):
+                self.total = total
+                self.digest.catch_up(self.part, self.offset)
+                return True  # The part file was already complete.
+            return self._restart("the partial download does not match the file on the server")
+        start, self.total = _body_range(response, self.offset)
+        if response.status_code == 206:
+            if not self.offset or start != self.offset or record is None or not record.matches(response, self.total):
+                # A server that ignored If-Range, or answered a range we did not ask for.
+                return self._restart("the file changed on the server since the partial download began")
+        else:
+            partfile.start(self.part, partfile.PartRecord.from_response(response, self.total))
+            self.offset = 0
+        self.digest.catch_up(self.part, self.offset)
+        return True
+
+    def _restart(self, reason: str) -> bool:
+        partfile.discard(self.part)
+        self.restarts += 1
+        if self.restarts > self.options.retries:
+            raise NetworkError(f"{self.url}: {reason}, again and again (gave up after {self.restarts} restarts)")
+        note(f"{host(self.target)}: {reason}; downloading it from the start")
+        return False
+
+    def receive(self, response, bar) -> bool:
+        """Append the body to the part file; True when the file is complete."""
+        if response.status_code == 416:
+            return True
+        reader = BodyReader(response, self.retrier, self.ring)
+        received = 0
+        fd = os.open(self.part, os.O_WRONLY | os.O_APPEND)
+        try:
+            while chunk := reader.read():
+                if received == 0 and self.offset == 0:
+                    self._refuse_html(response, chunk)
+                _write_all(fd, chunk)
+                self.digest.update(chunk)
+                received += len(chunk)
+                bar.update(len(chunk))
+        except BodyBroken as broken:
+            self._failed(response, received if not broken.too_slow else 0, str(broken))
+            return False
+        finally:
+            os.close(fd)
+        size = self.offset + received
+        if self.total is not None and size < self.total:
+            self._failed(response, received, f"body ended at {size} of {self.total} bytes")
+            return False
+        if received == 0 and self.offset == 0:
+            self._refuse_html(response, b"")
+        return True
+
+    def _failed(self, response, received: int, reason: str) -> None:
+        if response.status_code == 206 and received:
+            self.retrier.progressed()
+        self.retrier.wait(f"{host(self.target)}: {reason}")
+
+    def _refuse_html(self, response, head) -> None:
+        head = bytes(head[:512])
+        content_type = response.headers.get("Content-Type")
+        if is_html_response(content_type, head) and sniff_bytes(head) not in ARCHIVE_KINDS | {"tflite"}:
+            partfile.discard(self.part)
+            shown = " ".join(head[:80].decode("utf-8", "replace").split())
+            raise InvalidModuleError(
+                f"{self.name} is an HTML page ({content_type or 'no Content-Type'}), not a module archive: "
+                f"a login or captive-portal page? It begins {shown!r}"
+            )
+
+    def result(self) -> DownloadResult:
+        size = self.part.stat().st_size
+        return DownloadResult(self.part, self.url, self.target, size, self.digest.hexdigest(), self.started_with or 0, self.chain)
+
+
+def _write_all(fd: int, chunk) -> None:
+    view = memoryview(chunk)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
 
 
 def _unsatisfiable_total(response) -> int | None:
@@ -352,43 +260,59 @@ def _body_range(response, offset: int) -> tuple[int, int | None]:
 
 
 class _RunningSha256:
-    """sha256 of the ``.part`` file, updated as bytes arrive so no second pass is needed."""
+    """sha256 of the ``.part`` file, updated as bytes arrive so no second pass is needed.
 
-    def __init__(self):
+    The hashing runs on a helper thread (hashlib releases the GIL for large chunks), so it
+    overlaps the next read and write instead of adding to them; ``on_hashed`` is told when
+    a chunk is done with, so its buffer can be read into again. :meth:`close` stops it.
+    """
+
+    def __init__(self, on_hashed=lambda chunk: None):
         self._digest = hashlib.sha256()
         self._covered = 0
+        self._on_hashed = on_hashed
+        self._queue: queue.Queue = queue.Queue()
+        self._thread: threading.Thread | None = None
 
     def catch_up(self, part: Path, offset: int) -> None:
         """Make the digest cover exactly the first ``offset`` bytes of ``part`` (resume or restart)."""
+        self._queue.join()
         if offset == self._covered:
             return
         self._digest, self._covered = hashlib.sha256(), 0
         with open(part, "rb") as source:
-            while self._covered < offset and (chunk := source.read(min(CHUNK_SIZE * 4, offset - self._covered))):
-                self.update(chunk)
+            while self._covered < offset and (chunk := source.read(min(_HASH_CHUNK, offset - self._covered))):
+                self._digest.update(chunk)
+                self._covered += len(chunk)
 
-    def update(self, chunk: bytes) -> None:
-        self._digest.update(chunk)
+    def update(self, chunk) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._hash_chunks, name="hubcli-sha256", daemon=True)
+            self._thread.start()
         self._covered += len(chunk)
+        self._queue.put(chunk)
+
+    def _hash_chunks(self) -> None:
+        while True:
+            chunk = self._queue.get()
+            if chunk is None:
+                self._queue.task_done()
+                return
+            try:
+                self._digest.update(chunk)
+            finally:
+                self._on_hashed(chunk)  # Even on a failure: a buffer never given back would stall the reader.
+                self._queue.task_done()
 
     def hexdigest(self) -> str:
+        self._queue.join()
         return self._digest.hexdigest()
 
-
-def _stream_body(response, part: Path, bar, digest: _RunningSha256) -> int:
-    """Append the body to ``part``; raises a transient error (data so far kept) if the body breaks off.
-
-    ``read1`` hands over whatever the socket delivered, so bytes that arrived
-    before a drop or a stall are written, not discarded with a half-filled buffer.
-    """
-    received = 0
-    with open(part, "ab") as out:
-        while chunk := response.raw.read1(CHUNK_SIZE):
-            out.write(chunk)
-            digest.update(chunk)
-            received += len(chunk)
-            bar.update(len(chunk))
-    return received
+    def close(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
 
 
 def _restart_bar(bar, offset: int, total: int | None) -> None:
@@ -419,35 +343,29 @@ class _NoBar:
         return None
 
 
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in large chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as source:
-        while chunk := source.read(CHUNK_SIZE * 4):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def copy_gcs(url: str, part: Path, progress: bool = True) -> DownloadResult:
     """Copy a ``gs://`` object into ``part`` through ``tf.io.gfile``, resuming from its size.
 
-    TensorFlow is imported here and only here: it is the one GCS client every
-    hubcli user already has, and importing it costs seconds.
+    The object's size and modification time, recorded when the part was started, must
+    still match for a resume; otherwise the copy starts again from zero. TensorFlow is
+    imported here and only here: it is the one GCS client every hubcli user already
+    has, and importing it costs seconds.
     """
     import tensorflow as tf
 
     part.parent.mkdir(parents=True, exist_ok=True)
-    offset = part.stat().st_size if part.exists() else 0
     try:
-        total = tf.io.gfile.stat(url).length
-        if offset > total:
-            part.unlink()
+        stat = tf.io.gfile.stat(url)
+        now = partfile.PartRecord(etag=None, last_modified=f"gcs-mtime-ns:{stat.mtime_nsec}", total=stat.length)
+        offset = part.stat().st_size if part.exists() else 0
+        if not offset or partfile.read_record(part) != now or offset > stat.length:
+            partfile.start(part, now)
             offset = 0
         with tf.io.gfile.GFile(url, "rb") as source, open(part, "ab") as out:
             source.seek(offset)
-            with console.progress_bar(total, _host(url), unit="B", unit_scale=True) if progress else _NoBar() as bar:
-                _restart_bar(bar, offset, total)
-                while chunk := source.read(CHUNK_SIZE):
+            with console.progress_bar(stat.length, host(url), unit="B", unit_scale=True) if progress else _NoBar() as bar:
+                _restart_bar(bar, offset, stat.length)
+                while chunk := source.read(_HASH_CHUNK):
                     out.write(chunk)
                     bar.update(len(chunk))
     except tf.errors.NotFoundError:

@@ -8,8 +8,9 @@ pid is not mistaken for the holder) and when it was taken.
 
 Why this beats tensorflow_hub's lock, which is stolen only after ten minutes
 without download progress: a waiter on the same host asks the kernel whether
-the holder still runs (``os.kill(pid, 0)``) and takes over within one poll
-interval of its death, ``kill -9`` included. A holder on another host cannot be
+the holder still runs (``os.kill(pid, 0)``, and not a zombie that has exited
+but is not yet reaped) and takes over within one poll interval of its death,
+``kill -9`` included. A holder on another host cannot be
 probed, so it keeps the file's mtime fresh from a heartbeat thread; it is
 declared dead only after ``stale_after`` seconds without a beat.
 
@@ -29,6 +30,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from hubcli.config import env_number
 from hubcli.errors import HubcliError
 
 #: Seconds between two looks at a busy lock.
@@ -40,18 +42,33 @@ DEFAULT_STALE_AFTER = 60.0
 
 
 def _stale_after_default() -> float:
-    return float(os.environ.get("HUBCLI_LOCK_STALE_SECONDS", DEFAULT_STALE_AFTER))
+    return env_number("HUBCLI_LOCK_STALE_SECONDS", DEFAULT_STALE_AFTER, exclusive=True)
+
+
+def _stat_fields(pid: int) -> list[str]:
+    """``/proc/<pid>/stat`` from field 3 (the state) on; empty where there is no /proc or no such pid."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return []
+    # The command name (field 2) may hold spaces and parentheses; fields resume after the last ')'.
+    return stat[stat.rfind(")") + 2 :].split()
 
 
 def process_start_time(pid: int) -> str | None:
     """Start time of ``pid`` in clock ticks since boot (Linux), to tell a reused pid apart."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # The command name (field 2) may hold spaces and parentheses; fields resume after the last ')'.
-    fields = stat[stat.rfind(")") + 2 :].split()
+    fields = _stat_fields(pid)
     return fields[19] if len(fields) > 19 else None
+
+
+def is_zombie(pid: int) -> bool:
+    """Whether ``pid`` has exited but is not yet reaped (state Z, or X while being removed).
+
+    A killed holder whose parent has not called ``wait`` still answers ``kill(pid, 0)``;
+    it will never release its lock.
+    """
+    fields = _stat_fields(pid)
+    return bool(fields) and fields[0] in ("Z", "X")
 
 
 @dataclass(frozen=True)
@@ -110,6 +127,8 @@ def holder_is_alive(lock_path: Path, stale_after: float | None = None) -> bool:
             return False
         except PermissionError:
             pass  # Exists, but belongs to another user.
+        if is_zombie(owner.pid):
+            return False
         if owner.process_start is not None:
             current = process_start_time(owner.pid)
             if current is not None and current != owner.process_start:

@@ -16,8 +16,14 @@ Forms understood, in the order they are tried:
   and ``.../models/<owner>/<model>/frameworks/<fw>/variations/<var>[/versions/<n>]``,
   and short handles ``<owner>/<model>/<framework>/<variation>[/<version>]``.
   The framework is case-insensitive; no version means the latest.
-- ``http(s)://`` URLs of ``.tar.gz`` / ``.tgz`` / ``.tar`` archives; ``gs://`` paths.
-- Local directories (used in place) and local archives, also as ``file://`` URLs.
+- Any other ``http(s)://`` URL, as for tensorflow_hub: requested with
+  ``tf-hub-format=compressed`` merged into its query, redirects followed, the body
+  accepted by its content (gzip or tar), not by the URL's suffix; a URL ending in
+  ``.tar.gz`` / ``.tgz`` / ``.tar`` names the archive itself and is requested as is.
+- ``gs://`` paths.
+- Local directories (used in place), local archives and ``.tflite`` files, also as ``file://`` URLs.
+- ``?lite-format=tflite`` in a tfhub.dev or http(s) handle (what ``pull --tflite`` adds)
+  asks for the model's ``.tflite`` file, cached under that handle.
 - Aliases: a bare name from the built-in catalog or the config file's
   ``[aliases.NAME]`` tables (``hubcli list`` shows them). Write ``./name`` to
   mean a local directory that happens to share an alias's name.
@@ -109,6 +115,9 @@ KAGGLE_FRAMEWORKS = {
 }
 
 _COMPRESSED_QUERY = ("tf-hub-format", "compressed")
+#: What tfhub.dev's lite models answer with a ``.tflite`` file (also in a handle as the user wrote it).
+_TFLITE_QUERY = ("lite-format", "tflite")
+ARTIFACTS = ("module", "tflite")
 
 
 @dataclass(frozen=True)
@@ -128,6 +137,8 @@ class Handle:
             (``"google/imagenet/mobilenet_v2_100_224/feature_vector"``), or ``None``.
         version: the version as a string, ``None`` for "latest".
         alias: the catalog or config alias the user wrote, if any.
+        artifact: ``"module"`` (a SavedModel archive) or ``"tflite"`` (a ``.tflite`` file:
+            ``?lite-format=tflite`` in the handle, ``pull --tflite``, or a local ``.tflite`` file).
     """
 
     raw: str
@@ -138,6 +149,7 @@ class Handle:
     registry_path: str | None = None
     version: str | None = None
     alias: str | None = None
+    artifact: str = "module"
 
     @property
     def cache_dir_name(self) -> str | None:
@@ -150,6 +162,25 @@ class Handle:
     def needs_version_lookup(self) -> bool:
         """True for a Kaggle handle without a version: ``url`` answers JSON with ``versionNumber``."""
         return self.kind == "kaggle" and self.version is None
+
+    def for_tflite(self) -> Handle:
+        """The handle of the same model's TFLite file, as tfhub.dev serves it (``?lite-format=tflite``).
+
+        Example:
+            >>> from hubcli.config import Settings
+            >>> lite = parse_handle("https://tfhub.dev/google/lite-model/aiy/vision/classifier/birds_V1/3", Settings.load())
+            >>> lite.for_tflite().url, lite.for_tflite().artifact
+            ('https://tfhub.dev/google/lite-model/aiy/vision/classifier/birds_V1/3?lite-format=tflite', 'tflite')
+        """
+        if self.artifact == "tflite":
+            return self
+        if self.kind not in ("tfhub", "url") or self.url is None or self.cache_key is None or ".tensorflow.google.cn" in self.url:
+            raise UsageError(f"{self.raw}: --tflite needs a tfhub.dev or http(s) handle; Kaggle TFLite models are handles of framework tfLite")
+        if self.url.split("?", 1)[0].lower().endswith(ARCHIVE_SUFFIXES):
+            raise UsageError(f"{self.raw} names an archive; --tflite asks a hub for a model's .tflite file")
+        parts = urllib.parse.urlsplit(self.cache_key)
+        lite = _parse_http(self.raw, _merge_query(f"{parts.scheme}://{parts.netloc}{parts.path}", parts.query, _TFLITE_QUERY))
+        return dataclasses.replace(lite, raw=self.raw, alias=self.alias)
 
     def with_version(self, version: int | str) -> Handle:
         """The same Kaggle handle pinned to ``version``, as if the user had written it.
@@ -283,8 +314,8 @@ def _parse_http(raw: str, text: str) -> Handle:
     segments = [s for s in parts.path.split("/") if s]
     if host == TFHUB_HOST or host.endswith("." + TFHUB_HOST):
         registry_path, version = _tfhub_path(text, segments)
-        url = _merge_query(_endpoint(TFHUB_ENDPOINT) + parts.path, parts.query, _COMPRESSED_QUERY)
-        return Handle(raw, "tfhub", cache_key=text, url=url, registry_path=registry_path, version=version)
+        url, artifact = _request_url(_endpoint(TFHUB_ENDPOINT) + parts.path, parts.query)
+        return Handle(raw, "tfhub", cache_key=text, url=url, registry_path=registry_path, version=version, artifact=artifact)
     if host == TFHUB_CN_HOST:
         registry_path, version = _tfhub_path(text, segments)
         url = f"{_endpoint(TFHUB_CN_STORAGE_ENDPOINT)}/tfhub-modules/{'/'.join(segments)}.tar.gz"
@@ -292,11 +323,19 @@ def _parse_http(raw: str, text: str) -> Handle:
     if host in KAGGLE_HOSTS and segments[:1] == ["models"]:
         return _parse_kaggle_web(raw, text, segments[1:])
     if parts.path.lower().endswith(ARCHIVE_SUFFIXES):
+        # A file's own URL is fetched as it is: a query added to a signed link would break its signature.
         return Handle(raw, "url", cache_key=text, url=text)
-    raise UsageError(
-        f"{text}: not a module URL; expected a tfhub.dev or kaggle.com/models URL, "
-        "or a URL ending in .tar.gz, .tgz or .tar"
-    )
+    # Any other URL is a module, as for tensorflow_hub, asked for its compressed form (the body's bytes decide).
+    url, artifact = _request_url(f"{parts.scheme}://{parts.netloc}{parts.path}", parts.query)
+    return Handle(raw, "url", cache_key=text, url=url, artifact=artifact)
+
+
+def _request_url(base: str, query: str) -> tuple[str, str]:
+    """(URL to request, artifact): ``lite-format=tflite`` asks for a .tflite file, anything else for the compressed module."""
+    if (_TFLITE_QUERY[0], _TFLITE_QUERY[1]) in urllib.parse.parse_qsl(query, keep_blank_values=True):
+        kept = urllib.parse.urlencode([(k, v) for k, v in urllib.parse.parse_qsl(query, keep_blank_values=True) if k != _COMPRESSED_QUERY[0]])
+        return _merge_query(base, kept, _TFLITE_QUERY), "tflite"
+    return _merge_query(base, query, _COMPRESSED_QUERY), "module"
 
 
 def _tfhub_path(text: str, segments: list[str]) -> tuple[str, str | None]:
@@ -385,10 +424,11 @@ def _parse_local(raw: str, path: Path) -> Handle:
     if path.is_dir():
         return Handle(raw, "local_dir", cache_key=None, path=path.resolve())
     if path.is_file():
-        if not path.name.lower().endswith(ARCHIVE_SUFFIXES):
-            raise UsageError(f"{path}: not a module directory or a .tar.gz, .tgz or .tar archive")
+        tflite = path.name.lower().endswith(".tflite")
+        if not path.name.lower().endswith(ARCHIVE_SUFFIXES) and not tflite:
+            raise UsageError(f"{path}: not a module directory, a .tar.gz, .tgz or .tar archive, or a .tflite file")
         resolved = path.resolve()
-        return Handle(raw, "local_archive", cache_key=str(resolved), path=resolved)
+        return Handle(raw, "local_archive", cache_key=str(resolved), path=resolved, artifact="tflite" if tflite else "module")
     raise NotFoundError(f"no such module directory or archive: {path}")
 
 
@@ -404,3 +444,8 @@ def _endpoint(default: str) -> str:
     if urllib.parse.urlsplit(override).scheme not in ("http", "https"):
         raise UsageError(f"{ENDPOINT_ENV[default]}={override!r} is not an http(s) URL")
     return override.rstrip("/")
+
+
+def kaggle_endpoint() -> str:
+    """The base URL Kaggle API requests go to: ``https://www.kaggle.com`` or ``HUBCLI_KAGGLE_ENDPOINT``."""
+    return _endpoint(KAGGLE_ENDPOINT)

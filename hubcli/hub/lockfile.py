@@ -13,9 +13,13 @@ recorded as the handle it stands for). ``hubcli pull --locked`` refuses a
 handle that is missing from the file or whose archive hashes differently.
 
 Example:
-    >>> lock = Lockfile.load("hubcli.lock")  # doctest: +SKIP
-    >>> lock.set("https://tfhub.dev/google/nnlm-en-dim50/2", "0f0e...")  # doctest: +SKIP
-    >>> lock.save()  # doctest: +SKIP
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "hubcli.lock"
+    >>> lock = Lockfile.load(path)
+    >>> lock.set("https://tfhub.dev/google/nnlm-en-dim50/2", "0f" * 32)
+    >>> lock.save()
+    >>> Lockfile.load(path, must_exist=True).get("https://tfhub.dev/google/nnlm-en-dim50/2") == "0f" * 32
+    True
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hubcli.errors import UsageError
+from hubcli.fsio import raise_if_disk_full, write_text_atomic
 
 DEFAULT_NAME = "hubcli.lock"
 FORMAT_VERSION = 1
@@ -44,7 +49,7 @@ class Lockfile:
     @classmethod
     def load(cls, path: str | os.PathLike | None = None, must_exist: bool = False) -> Lockfile:
         """Read ``path`` (default ``./hubcli.lock``); a missing file is empty unless ``must_exist``."""
-        path = Path(path) if path else Path.cwd() / DEFAULT_NAME
+        path = Path(path).absolute() if path else Path.cwd() / DEFAULT_NAME
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -77,10 +82,8 @@ class Lockfile:
         ]
         # A JSON string literal is a valid TOML basic string (same escapes).
         lines += [f"{json.dumps(handle)} = {json.dumps(digest)}" for handle, digest in sorted(self.modules.items())]
-        temp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         try:
-            temp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-            os.replace(temp, self.path)
+            write_text_atomic(self.path, "\n".join(lines) + "\n")
         except OSError as err:
-            temp.unlink(missing_ok=True)
+            raise_if_disk_full(err, f"lock file {self.path}")
             raise UsageError(f"cannot write lock file {self.path}: {err.strerror}") from None

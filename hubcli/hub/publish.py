@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from hubcli.errors import IntegrityError, InvalidModuleError, NotFoundError, UnsafeContentError, UsageError
-from hubcli.hub.download import sha256_file
+from hubcli.fsio import sha256_file
 from hubcli.hub.module_archive import check_module_archive, metadata_path_for, module_metadata
 
 
@@ -84,9 +84,8 @@ def publish_module(
     if "/" not in name:
         # Hub handles (https://tfhub.dev/<owner>/<model>/<version>) need an owner part.
         raise UsageError(f"a published module needs a name of the form owner/model, not {name!r}; pass --name")
-    if metadata.get("sha256"):
-        if sha256_file(archive) != metadata["sha256"]:
-            raise IntegrityError(f"{archive.name} does not match the sha256 in {metadata_file.name}; re-run export-module")
+    if metadata.get("sha256") and sha256_file(archive) != metadata["sha256"]:
+        raise IntegrityError(f"{archive.name} does not match the sha256 in {metadata_file.name}; re-run export-module")
     try:
         info = check_module_archive(archive)
     except (InvalidModuleError, UnsafeContentError) as err:

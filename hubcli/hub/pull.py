@@ -29,6 +29,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import sys
 import types
 import urllib.parse
@@ -45,13 +46,15 @@ from hubcli.errors import (
     UnsafeContentError,
     UsageError,
 )
-from hubcli.fsio import DISK_FULL_ERRNOS
-from hubcli.hub import cache
+from hubcli.fsio import disk_full_reason, sha256_file
+from hubcli.hub import cache, partfile
+from hubcli.hub.tflite import entry_model_file
 from hubcli.savedmodel.formats import is_module_dir, module_format
 
 if TYPE_CHECKING:
     from hubcli.config import Settings
     from hubcli.hub.handles import Handle
+    from hubcli.hub.http_client import HttpOptions
 
 
 @dataclass(frozen=True)
@@ -82,11 +85,12 @@ class PullResult:
 
 @dataclass(frozen=True)
 class _Source:
-    """Where to fetch an archive from, and the sha256 that source itself vouches for."""
+    """Where to fetch an archive from, the sha256 that source itself vouches for, and the HTTP policy."""
 
     location: str
     kind: str  # "http", "gcs" or "file"
     expected_sha256: str | None = None
+    options: HttpOptions | None = None
 
 
 def pull(
@@ -98,6 +102,7 @@ def pull(
     force: bool = False,
     progress: bool = True,
     update_lock: bool = False,
+    tflite: bool = False,
 ) -> PullResult:
     """Make ``handle`` available in the cache and return where it is.
 
@@ -110,6 +115,8 @@ def pull(
         force: download and reinstall even if an intact entry is cached.
         progress: draw a progress bar (only on a TTY; see :mod:`hubcli.console`).
         update_lock: record the archive's sha256 in the lock file.
+        tflite: fetch the model's ``.tflite`` file (``?lite-format=tflite``) instead of its
+            SavedModel; the result's ``path`` is then that file.
 
     Raises:
         NotFoundError, NetworkError, IntegrityError, UnsafeContentError,
@@ -117,14 +124,18 @@ def pull(
     """
     from hubcli.config import Settings
     from hubcli.hub.handles import parse_handle
+    from hubcli.hub.http_client import HttpOptions
 
     settings = settings or Settings.load()
+    options = HttpOptions.from_env(settings)  # One deadline for the whole pull.
     if locked and update_lock:
         raise UsageError("--locked checks the lock file and --update-lock rewrites it; use one of them")
     parsed = parse_handle(handle, settings)
+    if tflite and parsed.kind != "local_dir":
+        parsed = parsed.for_tflite()
     from hubcli.hub import local_modules
 
-    if local_modules.takes_over(parsed, settings):  # Catalog names may fall back on a local conversion.
+    if not tflite and local_modules.takes_over(parsed, settings):  # Catalog names may fall back on a local conversion.
         return local_modules.pull_catalog_name(parsed, settings, sha256=sha256, locked=locked, lockfile=lockfile,
                                                force=force, progress=progress, update_lock=update_lock)
     pin = _pinned_sha256(parsed, sha256, locked, lockfile)
@@ -138,11 +149,11 @@ def pull(
     if settings.cache_dir.exists() and not settings.cache_dir.is_dir():
         # Otherwise every entry looks damaged, and the install fails with a bare "File exists".
         raise UsageError(f"cache directory {settings.cache_dir} is a file, not a directory")
-    parsed = _pin_version(parsed, settings)
+    parsed = _pin_version(parsed, settings, options)
     paths = cache.EntryPaths(settings.cache_dir, parsed.cache_dir_name)
     entry = None if force else _usable_entry(paths, pin, settings.offline)
     if entry is None:
-        source = _source(parsed, settings)
+        source = _source(parsed, settings, options)
         if settings.offline and source.kind != "file":
             if force:
                 raise NetworkError(f"offline mode: --force would download {parsed.raw} again")
@@ -153,7 +164,8 @@ def pull(
         try:
             entry = _install(parsed, source, paths, pin, settings, force, progress)
         except OSError as err:  # Disk full, read-only or foreign-owned cache: one line, not a traceback.
-            raise HubcliError(f"cannot install {parsed.raw} into {settings.cache_dir}: {err.strerror or err}") from None
+            reason = disk_full_reason(err) or err.strerror or err
+            raise HubcliError(f"cannot install {parsed.raw} into {settings.cache_dir}: {reason}") from None
         from_cache = False
     else:
         cache.touch(entry)
@@ -162,7 +174,7 @@ def pull(
     if update_lock:
         _record_in_lockfile(lockfile, parsed.cache_key, entry.sha256)
     resolved = entry.resolved_url if entry.origin == "hubcli" else None
-    return PullResult(handle, resolved, entry.path, entry.sha256, entry.size, from_cache)
+    return PullResult(handle, resolved, entry_model_file(entry.path, entry.metadata), entry.sha256, entry.size, from_cache)
 
 
 def resolve_module_path(handle_or_path: str | Path, settings: Settings | None = None) -> Path:
@@ -198,24 +210,45 @@ def _pinned_sha256(parsed: Handle, sha256: str | None, locked: bool, lockfile) -
     return recorded
 
 
-def _pin_version(parsed: Handle, settings: Settings) -> Handle:
+def _pin_version(parsed: Handle, settings: Settings, options: HttpOptions) -> Handle:
     """A Kaggle handle without a version becomes its latest version (mirror index, Kaggle, or offline: the cache)."""
     if not parsed.needs_version_lookup:
         return parsed
-    from hubcli.hub import download, registry
+    from hubcli.hub import http_client, registry
 
     mirror_usable = settings.mirror and not (settings.offline and registry.is_remote(settings.mirror))
     if mirror_usable:
-        return parsed.with_version(registry.resolve_latest(settings.mirror, parsed.registry_path, offline=settings.offline))
+        latest = registry.resolve_latest(settings.mirror, parsed.registry_path, offline=settings.offline, options=options)
+        return parsed.with_version(latest)
     if settings.offline:
         return _latest_cached_version(parsed, settings)
-    answer = download.fetch_json(parsed.url)
-    if "versionNumber" not in answer:
-        raise NetworkError(f"{parsed.url}: the answer names no versionNumber")
-    return parsed.with_version(answer["versionNumber"])
+    return parsed.with_version(kaggle_version_number(http_client.fetch_json(parsed.url, options), parsed.url))
 
 
-def _source(parsed: Handle, settings: Settings) -> _Source:
+def kaggle_version_number(answer: object, url: str) -> int:
+    """The ``versionNumber`` of Kaggle's model-instance answer; anything else is the server's fault (exit 4).
+
+    Example:
+        >>> kaggle_version_number({"versionNumber": 3}, "https://www.kaggle.com/api/v1/models/a/b/tensorflow2/c/get")
+        3
+        >>> kaggle_version_number({"versionNumber": "latest"}, "https://kaggle.example/get")
+        Traceback (most recent call last):
+        ...
+        hubcli.errors.NetworkError: https://kaggle.example/get: the server's answer names no version number: {"versionNumber": "latest"}
+    """
+    version = answer.get("versionNumber") if isinstance(answer, dict) else None
+    if isinstance(version, str) and version.isdigit():
+        version = int(version)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        import json
+
+        shown = json.dumps(answer)
+        shown = shown if len(shown) <= 80 else shown[:77] + "..."
+        raise NetworkError(f"{url}: the server's answer names no version number: {shown}")
+    return version
+
+
+def _source(parsed: Handle, settings: Settings, options: HttpOptions) -> _Source:
     """Where a cache miss is fetched from: the mirror, a local file, GCS, or the handle's URL.
 
     Offline, a remote source is named but never contacted (the caller refuses it).
@@ -226,13 +259,15 @@ def _source(parsed: Handle, settings: Settings) -> _Source:
         remote = registry.is_remote(settings.mirror)
         if settings.offline and remote:
             return _Source(settings.mirror, "http")
-        found = registry.find_version(settings.mirror, parsed.registry_path, parsed.version, offline=settings.offline)
-        return _Source(found.archive, "http" if remote else "file", found.sha256)
+        found = registry.find_version(
+            settings.mirror, parsed.registry_path, parsed.version, offline=settings.offline, options=options
+        )
+        return _Source(found.archive, "http" if remote else "file", found.sha256, options)
     if parsed.kind == "local_archive":
         return _Source(str(parsed.path), "file")
     if parsed.kind == "gcs":
         return _Source(parsed.url, "gcs")
-    return _Source(parsed.url, "http")
+    return _Source(parsed.url, "http", options=options)
 
 
 def _latest_cached_version(parsed: Handle, settings: Settings) -> Handle:
@@ -299,9 +334,9 @@ def _install(parsed, source: _Source, paths, pin, settings, force: bool, progres
         try:
             return _fetch_and_install(parsed, source, paths, expected, settings, progress)
         except OSError as err:
-            if err.errno in DISK_FULL_ERRNOS:
+            if disk_full_reason(err):
                 # Kept for a resume, a partial (or complete) archive would only keep the disk full.
-                paths.part.unlink(missing_ok=True)
+                partfile.discard(paths.part)
             raise
 
 
@@ -314,7 +349,7 @@ def _fetch_and_install(parsed, source: _Source, paths, expected: dict[str, str],
             return _extract_and_install(parsed, source, paths, archive, resolved_url, digest, size)
         except (IntegrityError, InvalidModuleError, UnsafeContentError):
             if archive == paths.part:
-                paths.part.unlink(missing_ok=True)  # Bad bytes must never be resumed.
+                partfile.discard(paths.part)  # Bad bytes must never be resumed.
             if not resumed:
                 raise
             # The kept prefix may belong to another build of the file: start from zero, once.
@@ -329,11 +364,13 @@ def _fetch(parsed, source: _Source, paths, progress: bool) -> tuple[Path, str, s
         archive = Path(source.location)
         if not archive.is_file():
             raise InvalidModuleError(f"{source.location}: no such archive")
-        return archive, str(archive), download.sha256_file(archive), archive.stat().st_size, False
+        return archive, str(archive), sha256_file(archive), archive.stat().st_size, False
     if source.kind == "gcs":
         result = download.copy_gcs(source.location, paths.part, progress=progress)
     else:
-        result = download.download(source.location, paths.part, progress=progress, description=_label(parsed))
+        result = download.download(
+            source.location, paths.part, source.options, progress=progress, description=_label(parsed), name=parsed.raw
+        )
     return paths.part, result.resolved_url, result.sha256, result.size, result.resumed_from > 0
 
 
@@ -361,11 +398,17 @@ def _warn_untrusted(parsed, resolved_url: str, settings) -> None:
 
 
 def _extract_and_install(parsed, source: _Source, paths, archive: Path, resolved_url, digest, size):
-    from hubcli.hub.archive import extract_module_archive
+    from hubcli.hub.archive import extract_module_archive, max_extract_bytes
+    from hubcli.hub.content import sniff
+    from hubcli.hub.tflite import model_file_name, place_tflite, root_tflite_name
 
     temp = paths.scratch_dir("tmp")
     # Errors name what the user pulled, not the cache's <sha1>.part file.
-    manifest = extract_module_archive(archive, temp, label=parsed.raw)
+    if sniff(archive) == "tflite":
+        name = model_file_name(resolved_url if archive == paths.part else str(archive))
+        manifest = place_tflite(archive, temp, name=name, max_bytes=max_extract_bytes(), label=parsed.raw)
+    else:
+        manifest = extract_module_archive(archive, temp, label=parsed.raw)
     record = {
         "handle": parsed.raw,
         "cache_key": parsed.cache_key,
@@ -375,15 +418,19 @@ def _extract_and_install(parsed, source: _Source, paths, archive: Path, resolved
         "sha256": digest,
         "size": size,
     }
+    model_file = root_tflite_name(manifest)
+    if model_file is not None:
+        record.update(artifact="tflite", model_file=model_file)
+    elif parsed.artifact == "tflite":
+        shutil.rmtree(temp, ignore_errors=True)
+        raise InvalidModuleError(f"{parsed.raw}: a TFLite model was asked for, but the archive holds no .tflite file at its root")
     try:
         entry = cache.install_entry(paths, temp, manifest, record)
     except BaseException:
-        import shutil
-
         shutil.rmtree(temp, ignore_errors=True)
         raise
     if archive == paths.part:
-        archive.unlink(missing_ok=True)
+        partfile.discard(archive)
     return entry
 
 
@@ -425,7 +472,7 @@ def local_module_path(text: str | Path) -> Path | None:
     """The module ``text`` names on this machine, read in place rather than pulled; else None.
 
     A directory (in any format ``inspect`` reads, TF1 Hub format included) or a ``.keras`` file
-    is used as it is; anything else is a handle for :func:`resolve_module_path`.
+    (or a ``.tflite`` model) is used as it is; anything else is a handle for :func:`resolve_module_path`.
 
     Example:
         >>> local_module_path("mobilenet_v2") is None
@@ -435,6 +482,6 @@ def local_module_path(text: str | Path) -> Path | None:
     """
     local = Path(text).expanduser()
     # Any directory is inspected in place, so a broken one is told what it lacks.
-    if local.is_dir() or module_format(local) is not None:
+    if local.is_dir() or module_format(local) is not None or (local.is_file() and local.suffix == ".tflite"):
         return local
     return None

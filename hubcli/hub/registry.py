@@ -22,9 +22,12 @@ Versions are immutable: publishing one that exists is refused. ``latest`` is
 the highest version (numeric parts compare as numbers), not the newest upload.
 
 Example:
-    >>> add_version("/srv/hub", "acme/flowers", "1", "flowers.tar.gz", {"task": "image-classification"})  # doctest: +SKIP
-    >>> resolve_latest("/srv/hub", "acme/flowers")  # doctest: +SKIP
-    '1'
+    >>> import gzip, tempfile
+    >>> work = Path(tempfile.mkdtemp())
+    >>> _ = (work / "flowers.tar.gz").write_bytes(gzip.compress(b"a module archive"))
+    >>> published = add_version(work / "hub", "acme/flowers", "1", work / "flowers.tar.gz", {"task": "image-classification"})
+    >>> resolve_latest(work / "hub", "acme/flowers"), published.size
+    ('1', 36)
     >>> archive_location("https://models.example/hub", "acme/flowers", "1")
     'https://models.example/hub/acme/flowers/1.tar.gz'
 """
@@ -37,23 +40,24 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import time
 import urllib.parse
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hubcli.errors import HubcliError, IntegrityError, NetworkError, NotFoundError, UsageError
+from hubcli.fsio import atomic_write, write_text_atomic
+
+if TYPE_CHECKING:
+    from hubcli.hub.http_client import HttpOptions
 
 SCHEMA = "hubcli.registry/1"
 INDEX_NAME = "index.json"
 LOCK_NAME = ".index.lock"
 #: How long a publisher waits for another one to finish updating the index.
 LOCK_TIMEOUT_S = 60.0
-#: Connect and read timeouts for a remote index.
-HTTP_TIMEOUT_S = (5.0, 30.0)
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -76,7 +80,7 @@ def is_remote(root: str | os.PathLike) -> bool:
     return str(root).lower().startswith(("http://", "https://"))
 
 
-def read_index(root: str | os.PathLike, offline: bool = False) -> dict[str, Any]:
+def read_index(root: str | os.PathLike, offline: bool = False, options: HttpOptions | None = None) -> dict[str, Any]:
     """The registry's ``index.json``, validated.
 
     Raises:
@@ -86,7 +90,7 @@ def read_index(root: str | os.PathLike, offline: bool = False) -> dict[str, Any]
     """
     if is_remote(root):
         location = _join_url(str(root), INDEX_NAME)
-        text = _http_get_text(location, offline)
+        text = _http_get_text(location, offline, options)
     else:
         location = str(_local_root(root) / INDEX_NAME)
         try:
@@ -108,20 +112,27 @@ def metadata_location(root: str | os.PathLike, registry_path: str, version: str)
     return _location(root, registry_path, version, ".json")
 
 
-def resolve_latest(root: str | os.PathLike, registry_path: str, offline: bool = False) -> str:
+def resolve_latest(
+    root: str | os.PathLike, registry_path: str, *, offline: bool = False, options: HttpOptions | None = None
+) -> str:
     """The ``latest`` version of ``registry_path`` according to the index."""
-    return find_version(root, registry_path, None, offline=offline).version
+    return find_version(root, registry_path, None, offline=offline, options=options).version
 
 
 def find_version(
-    root: str | os.PathLike, registry_path: str, version: str | None = None, offline: bool = False
+    root: str | os.PathLike,
+    registry_path: str,
+    version: str | None = None,
+    *,
+    offline: bool = False,
+    options: HttpOptions | None = None,
 ) -> RegistryVersion:
     """Look up one version (``None``: the latest) in the index, with its archive location and sha256.
 
     Raises:
         NotFoundError: the module or version is not published there (naming the closest ones).
     """
-    modules = read_index(root, offline=offline)["modules"]
+    modules = read_index(root, offline=offline, options=options)["modules"]
     module = modules.get(registry_path)
     if module is None:
         close = difflib.get_close_matches(registry_path, list(modules), n=3)
@@ -186,7 +197,7 @@ def add_version(
         target.parent.mkdir(parents=True, exist_ok=True)
         sha256, size = _copy_hashed(archive_path, target)
         document = {**metadata, "registry_path": registry_path, "version": version, "sha256": sha256, "size": size}
-        _write_atomic(Path(metadata_location(root, registry_path, version)), _to_json(document))
+        write_text_atomic(Path(metadata_location(root, registry_path, version)), _to_json(document))
 
         module["versions"][version] = {
             "archive": f"{registry_path}/{version}.tar.gz",
@@ -195,7 +206,7 @@ def add_version(
             "metadata": metadata,
         }
         module["latest"] = sorted_versions(module["versions"])[-1]
-        _write_atomic(index_file, _to_json(index))
+        write_text_atomic(index_file, _to_json(index))
     return RegistryVersion(registry_path, version, str(target), sha256, size, dict(metadata))
 
 
@@ -234,26 +245,25 @@ def _join_url(base: str, relative: str) -> str:
 
 
 def _local_root(root: str | os.PathLike) -> Path:
+    """A registry directory as an absolute path, so the archive paths it yields survive a ``cd``."""
     text = str(root)
     if text.startswith("file://"):
         text = urllib.parse.unquote(urllib.parse.urlsplit(text).path)
-    return Path(text).expanduser()
+    return Path(text).expanduser().absolute()
 
 
-def _http_get_text(url: str, offline: bool) -> str:
+def _http_get_text(url: str, offline: bool, options: HttpOptions | None) -> str:
+    """A remote index, fetched under the same retry policy as module archives."""
     if offline:
         raise NetworkError(f"offline mode: cannot read the registry index {url}")
-    import requests  # imported here: ~100 ms, and local registries never need it
+    from hubcli.hub import http_client
 
     try:
-        response = requests.get(url, timeout=HTTP_TIMEOUT_S)
-    except requests.RequestException as err:
-        raise NetworkError(f"cannot read the registry index {url}: {type(err).__name__}") from None
-    if response.status_code == 404:
-        raise NotFoundError(f"{url} not found: the URL is not a module registry")
-    if response.status_code != 200:
-        raise NetworkError(f"cannot read the registry index {url}: HTTP {response.status_code}")
-    return response.text
+        return http_client.fetch_text(url, options)
+    except NotFoundError:
+        raise NotFoundError(f"{url} not found: the URL is not a module registry") from None
+    except NetworkError as err:
+        raise NetworkError(f"cannot read the registry index: {err}") from None
 
 
 def _empty_index() -> dict[str, Any]:
@@ -321,53 +331,15 @@ def _check_gzip(archive_path: Path) -> None:
 
 
 def _copy_hashed(source: Path, target: Path) -> tuple[str, int]:
-    """Copy via a temp file in the target's directory, then rename; returns (sha256, size)."""
+    """Copy via a synced temp file in the target's directory, then rename; returns (sha256, size)."""
     digest = hashlib.sha256()
     size = 0
-    with _replacing(target, "wb") as writer, source.open("rb") as reader:
+    with atomic_write(target, "wb") as writer, source.open("rb") as reader:
         for chunk in iter(lambda: reader.read(1 << 20), b""):
             digest.update(chunk)
             size += len(chunk)
             writer.write(chunk)
     return digest.hexdigest(), size
-
-
-def _write_atomic(target: Path, text: str) -> None:
-    with _replacing(target, "w") as writer:
-        writer.write(text)
-
-
-@contextmanager
-def _replacing(target: Path, mode: str):
-    """Yield a file that replaces ``target`` only once written and synced; on any failure it vanishes."""
-    temp = _temp_beside(target)
-    try:
-        with open(temp, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as writer:
-            yield writer
-            writer.flush()
-            os.fsync(writer.fileno())
-        os.replace(temp, target)
-    except BaseException:
-        _remove_quietly(temp)
-        raise
-
-
-def _temp_beside(target: Path) -> str:
-    descriptor, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    # mkstemp makes the file 0600; a registry is served to others (a web server, teammates),
-    # so give it the mode an ordinary new file would get under the current umask.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.fchmod(descriptor, 0o666 & ~umask)
-    os.close(descriptor)
-    return temp
-
-
-def _remove_quietly(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
 
 
 def _to_json(document: dict[str, Any]) -> str:
