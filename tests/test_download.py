@@ -8,7 +8,8 @@ import os
 import pytest
 
 from hubcli.errors import InvalidModuleError, NetworkError, NotFoundError
-from hubcli.hub.download import copy_gcs, download
+from hubcli.hub import cache
+from hubcli.hub.download import download
 from hubcli.hub.http_client import HttpOptions, fetch_json
 from tests.helpers.hubserver import make_fake_module_archive, write_partial
 
@@ -188,23 +189,22 @@ def test_fetch_json_reads_kaggle_latest_version(hub, fake_archive):
     assert answer == {"versionNumber": 7}
 
 
-def test_gcs_copy_goes_through_tf_io_gfile_and_resumes(fake_archive, tmp_path):
-    # tf.io.gfile serves local paths with the same API as gs://; this runs the real gfile code.
-    part = tmp_path / "m.part"
-    copy_gcs(str(fake_archive), part, progress=False)
-    with open(part, "r+b") as cut:  # As if the copy had been interrupted after 1000 bytes.
-        cut.truncate(1000)
-    result = copy_gcs(str(fake_archive), part, progress=False)
-    assert result.resumed_from == 1000
-    assert result.sha256 == _sha(fake_archive)
-    # The object changed since: the part is not resumed.
-    with open(part, "r+b") as cut:
-        cut.truncate(1000)
-    changed = make_fake_module_archive(tmp_path / "changed.tar.gz", seed=9)
-    os.replace(changed, fake_archive)
-    result = copy_gcs(str(fake_archive), part, progress=False)
-    assert result.resumed_from == 0 and result.sha256 == _sha(fake_archive)
+def test_gcs_objects_are_pulled_over_https_and_resume(hub, fake_archive, monkeypatch):
+    # Cloud Storage's public endpoint serves gs://bucket/object at /bucket/object; here the server's /files/.
+    from hubcli.config import Settings
+    from hubcli.hub.handles import parse_handle
+    from hubcli.hub.pull import pull
 
+    monkeypatch.setenv("HUBCLI_GCS_ENDPOINT", hub.base_url)
+    hub.put_file("tiny.tar.gz", fake_archive)
+    settings = Settings.load()
+    handle = "gs://files/tiny.tar.gz"
+    hub.faults = ["drop"]
+    result = pull(handle, settings, progress=False)
+    assert result.sha256 == _sha(fake_archive) and (result.path / "saved_model.pb").is_file()
+    gets = hub.requests_to("/files/tiny.tar.gz")
+    assert len(gets) == 2 and _range_starts(gets)[0] > 0  # the retry resumed where the drop cut it
+    assert not cache.EntryPaths(settings.cache_dir, parse_handle(handle, settings).cache_dir_name).part.exists()
 
 def test_retry_after_accepts_seconds_and_http_dates():
     import email.utils
@@ -222,7 +222,6 @@ def test_resumed_progress_bar_rates_only_the_bytes_it_moves(hub, tmp_path):
     import hashlib
     import re
 
-    from tests.helpers.hubserver import make_fake_module_archive
     from tests.test_cli import run_in_terminal
 
     archive = make_fake_module_archive(tmp_path / "big.tar.gz", payload_bytes=3_000_000)

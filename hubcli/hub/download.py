@@ -1,4 +1,4 @@
-"""Resilient HTTP(S) and ``gs://`` downloads into a resumable ``.part`` file.
+"""Resilient HTTP(S) downloads (``gs://`` objects too, over HTTPS) into a resumable ``.part`` file.
 
 tensorflow_hub streams a module straight from ``urlopen`` into tar extraction:
 no timeout, no retry, and an interruption loses everything. Here a download:
@@ -38,8 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hubcli import console
-from hubcli.errors import InvalidModuleError, NetworkError, NotFoundError
-from hubcli.fsio import sha256_file
+from hubcli.errors import InvalidModuleError, NetworkError
 from hubcli.hub import partfile
 from hubcli.hub.body import BodyBroken, BodyReader, BufferRing
 from hubcli.hub.content import ARCHIVE_KINDS, is_html_response, sniff_bytes
@@ -343,33 +342,3 @@ class _NoBar:
         return None
 
 
-def copy_gcs(url: str, part: Path, progress: bool = True) -> DownloadResult:
-    """Copy a ``gs://`` object into ``part`` through ``tf.io.gfile``, resuming from its size.
-
-    The object's size and modification time, recorded when the part was started, must
-    still match for a resume; otherwise the copy starts again from zero. TensorFlow is
-    imported here and only here: it is the one GCS client every hubcli user already
-    has, and importing it costs seconds.
-    """
-    import tensorflow as tf
-
-    part.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        stat = tf.io.gfile.stat(url)
-        now = partfile.PartRecord(etag=None, last_modified=f"gcs-mtime-ns:{stat.mtime_nsec}", total=stat.length)
-        offset = part.stat().st_size if part.exists() else 0
-        if not offset or partfile.read_record(part) != now or offset > stat.length:
-            partfile.start(part, now)
-            offset = 0
-        with tf.io.gfile.GFile(url, "rb") as source, open(part, "ab") as out:
-            source.seek(offset)
-            with console.progress_bar(stat.length, host(url), unit="B", unit_scale=True) if progress else _NoBar() as bar:
-                _restart_bar(bar, offset, stat.length)
-                while chunk := source.read(_HASH_CHUNK):
-                    out.write(chunk)
-                    bar.update(len(chunk))
-    except tf.errors.NotFoundError:
-        raise NotFoundError(f"{url}: no such object") from None
-    except tf.errors.OpError as err:
-        raise NetworkError(f"{url}: {err.message}") from None
-    return DownloadResult(part, url, url, part.stat().st_size, sha256_file(part), offset, [url])

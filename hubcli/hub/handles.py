@@ -47,6 +47,7 @@ server, so tests and air-gapped sites run the exact same code path:
 - ``HUBCLI_TFHUB_ENDPOINT``: replaces ``https://tfhub.dev`` in request URLs.
 - ``HUBCLI_TFHUB_CN_ENDPOINT``: replaces ``https://gcs.tensorflow.google.cn``.
 - ``HUBCLI_KAGGLE_ENDPOINT``: replaces ``https://www.kaggle.com`` in Kaggle API URLs.
+- ``HUBCLI_GCS_ENDPOINT``: replaces ``https://storage.googleapis.com`` for ``gs://`` objects.
 
 Each value is a base URL, optionally with a path prefix
 (``http://127.0.0.1:8000/tfhub``); hosts named there count as trusted.
@@ -86,10 +87,12 @@ TFHUB_ENDPOINT = "https://tfhub.dev"
 TFHUB_CN_STORAGE_ENDPOINT = "https://gcs.tensorflow.google.cn"
 KAGGLE_HOSTS = ("kaggle.com", "www.kaggle.com")
 KAGGLE_ENDPOINT = "https://www.kaggle.com"
+GCS_ENDPOINT = "https://storage.googleapis.com"
 ENDPOINT_ENV = {
     TFHUB_ENDPOINT: "HUBCLI_TFHUB_ENDPOINT",
     TFHUB_CN_STORAGE_ENDPOINT: "HUBCLI_TFHUB_CN_ENDPOINT",
     KAGGLE_ENDPOINT: "HUBCLI_KAGGLE_ENDPOINT",
+    GCS_ENDPOINT: "HUBCLI_GCS_ENDPOINT",
 }
 
 #: Kaggle Models frameworks, lower-case -> the spelling Kaggle's web URLs use.
@@ -444,6 +447,20 @@ def _endpoint(default: str) -> str:
     if urllib.parse.urlsplit(override).scheme not in ("http", "https"):
         raise UsageError(f"{ENDPOINT_ENV[default]}={override!r} is not an http(s) URL")
     return override.rstrip("/")
+
+
+def gcs_object_url(gs_url: str) -> str:
+    """The HTTPS URL of a ``gs://`` object on Cloud Storage's public endpoint.
+
+    Public objects (``tfhub-modules`` and the like) are fetched over plain HTTPS through the
+    same retrying, resuming client as every other download, so no TensorFlow is needed.
+
+    Example:
+        >>> gcs_object_url("gs://tfhub-modules/google/nnlm en/2.tar.gz")
+        'https://storage.googleapis.com/tfhub-modules/google/nnlm%20en/2.tar.gz'
+    """
+    parts = urllib.parse.urlsplit(gs_url)
+    return f"{_endpoint(GCS_ENDPOINT)}/{parts.netloc}/{urllib.parse.quote(parts.path.lstrip('/'))}"
 
 
 def kaggle_endpoint() -> str:

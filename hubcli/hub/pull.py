@@ -365,12 +365,10 @@ def _fetch(parsed, source: _Source, paths, progress: bool) -> tuple[Path, str, s
         if not archive.is_file():
             raise InvalidModuleError(f"{source.location}: no such archive")
         return archive, str(archive), sha256_file(archive), archive.stat().st_size, False
-    if source.kind == "gcs":
-        result = download.copy_gcs(source.location, paths.part, progress=progress)
-    else:
-        result = download.download(
-            source.location, paths.part, source.options, progress=progress, description=_label(parsed), name=parsed.raw
-        )
+    from hubcli.hub.handles import gcs_object_url
+
+    location = gcs_object_url(source.location) if source.kind == "gcs" else source.location
+    result = download.download(location, paths.part, source.options, progress=progress, description=_label(parsed), name=parsed.raw)
     return paths.part, result.resolved_url, result.sha256, result.size, result.resumed_from > 0
 
 
