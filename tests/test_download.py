@@ -222,7 +222,7 @@ def test_resumed_progress_bar_rates_only_the_bytes_it_moves(hub, tmp_path):
     import hashlib
     import re
 
-    from tests.test_cli import run_in_terminal
+    from tests.helpers.cli_run import run_in_terminal
 
     archive = make_fake_module_archive(tmp_path / "big.tar.gz", payload_bytes=3_000_000)
     handle = hub.add_tfhub_module("google/tiny/1", archive)
