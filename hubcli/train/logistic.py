@@ -13,14 +13,14 @@ so it runs without TensorFlow; the result is loaded into the run's Keras ``Dense
 
 Example:
     >>> x = np.array([[0.0, 1.0], [1.0, 0.0], [0.1, 0.9], [0.9, 0.2]])
-    >>> fit = fit_linear(x, one_hot([1, 0, 1, 0], 2), l2=0.01)
+    >>> fit = fit_linear(x, np.eye(2)[[1, 0, 1, 0]], l2=0.01)
     >>> fit.converged, predict_probabilities(x, fit).argmax(axis=1).tolist()
     (True, [1, 0, 1, 0])
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -53,17 +53,6 @@ def one_blas_thread() -> Iterator[None]:
 
     with threadpool_limits(limits=1, user_api="blas"):
         yield
-
-
-def one_hot(labels: Sequence[int], num_classes: int, smoothing: float = 0.0) -> np.ndarray:
-    """Targets [n, num_classes] in float64, optionally label-smoothed (as Keras smooths them).
-
-    Example:
-        >>> one_hot([1, 0], 2, smoothing=0.2).tolist()
-        [[0.1, 0.9], [0.9, 0.1]]
-    """
-    targets = np.eye(num_classes, dtype=np.float64)[np.asarray(labels, dtype=np.int64)]
-    return targets * (1.0 - smoothing) + smoothing / num_classes if smoothing else targets
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -113,8 +102,9 @@ def fit_linear(
 
     Example:
         >>> x = np.array([[2.0], [1.0], [-1.0], [-2.0]])
-        >>> strong = fit_linear(x, one_hot([1, 1, 0, 0], 2), l2=10.0)
-        >>> weak = fit_linear(x, one_hot([1, 1, 0, 0], 2), l2=0.1, start=strong)
+        >>> targets = np.eye(2)[[1, 1, 0, 0]]
+        >>> strong = fit_linear(x, targets, l2=10.0)
+        >>> weak = fit_linear(x, targets, l2=0.1, start=strong)
         >>> bool(np.abs(weak.kernel).sum() > np.abs(strong.kernel).sum())
         True
     """
@@ -170,32 +160,3 @@ def row_space(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     rank = int((singular > singular[0] * 1e-10).sum()) if singular.size and singular[0] > 0 else 0
     basis = right[: max(rank, 1)].T
     return x @ basis, basis
-
-
-@dataclass(frozen=True)
-class Standardizer:
-    """Per-feature centring and scaling learnt on training features, foldable into the head.
-
-    Example:
-        >>> scaler = Standardizer.fit(np.array([[1.0, 10.0], [3.0, 30.0]]))
-        >>> scaler.apply(np.array([[2.0, 20.0]])).tolist()
-        [[0.0, 0.0]]
-    """
-
-    mean: np.ndarray
-    scale: np.ndarray
-
-    @classmethod
-    def fit(cls, x: np.ndarray) -> Standardizer:
-        x = np.asarray(x, dtype=np.float64)
-        scale = x.std(axis=0)
-        # A constant feature carries nothing; scaling it by 1 keeps it at zero instead of NaN.
-        return cls(mean=x.mean(axis=0), scale=np.where(scale > 1e-12, scale, 1.0))
-
-    def apply(self, x: np.ndarray) -> np.ndarray:
-        return (np.asarray(x, dtype=np.float64) - self.mean) / self.scale
-
-    def fold_into(self, fit: LinearFit) -> LinearFit:
-        """The same head on raw features: ``((x - m) / s) @ W + b == x @ (W / s) + (b - (m / s) @ W)``."""
-        kernel = fit.kernel / self.scale[:, None]
-        return LinearFit(kernel, fit.bias - self.mean @ kernel, fit.activation, fit.iterations, fit.converged)

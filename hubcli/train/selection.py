@@ -37,7 +37,7 @@ import numpy as np
 
 from hubcli.train.class_weights import example_weights
 from hubcli.train.folds import fold_count, multilabel_folds, stratified_folds
-from hubcli.train.logistic import LinearFit, fit_linear, one_blas_thread, one_hot, predict_probabilities, row_space
+from hubcli.train.logistic import LinearFit, fit_linear, one_blas_thread, predict_probabilities, row_space
 from hubcli.train.multilabel_metrics import choose_thresholds, multilabel_metrics
 
 DEFAULT_FOLDS = 5
@@ -70,7 +70,7 @@ class HeadTask:
         return "balanced_accuracy" if self.class_weight == "auto" else "accuracy"
 
     def targets(self, y: np.ndarray) -> np.ndarray:
-        return np.asarray(y, dtype=np.float64) if self.multi_label else one_hot(y, self.num_outputs)
+        return np.asarray(y, dtype=np.float64) if self.multi_label else np.eye(self.num_outputs)[np.asarray(y, dtype=np.int64)]
 
     def weights(self, y: np.ndarray) -> np.ndarray | None:
         return None if self.multi_label else example_weights(y, self.num_outputs, self.class_weight)
