@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,8 @@ from pathlib import Path
 from hubcli import console
 from hubcli.errors import DataError, NotFoundError
 from hubcli.train.splits import MIN_EXAMPLES_PER_CLASS, Example
+from hubcli.train.text_dataset import text_key
+from hubcli.train.text_readers import decode_text, json_records
 
 MANIFEST_SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 #: The column (key) that names an example, by task.
@@ -64,8 +65,6 @@ def read_manifest(path, *, task: str, encoding: str = "utf-8") -> Manifest:
         DataError: a folder instead of a manifest, unknown columns or keys, a malformed
             row, a path listed twice, or a label with too few examples.
     """
-    from hubcli.train.text import _decode
-
     path = Path(path).expanduser()
     if path.is_dir():
         raise DataError(
@@ -77,7 +76,7 @@ def read_manifest(path, *, task: str, encoding: str = "utf-8") -> Manifest:
     fmt = MANIFEST_SUFFIXES.get(path.suffix.lower())
     if fmt is None:
         raise DataError(f"{path}: a manifest is a .csv or .jsonl file")
-    text = _decode(path.read_bytes(), path, encoding)
+    text = decode_text(path.read_bytes(), path, encoding)
     rows = _csv_rows(path, text, task) if fmt == "csv" else _jsonl_rows(path, text, task)
     return _assemble(path, rows, task, fmt)
 
@@ -121,15 +120,7 @@ def _csv_rows(path: Path, text: str, task: str) -> list[_Row]:
 
 def _jsonl_rows(path: Path, text: str, task: str) -> list[_Row]:
     rows: list[_Row] = []
-    for number, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise DataError(f"{path}:{number}: not valid JSON ({err.msg})") from None
-        if not isinstance(record, dict):
-            raise DataError(f"{path}:{number}: expected a JSON object per line, got {type(record).__name__}")
+    for number, record in json_records(path, text):
         _check_fields(path, list(record), task, f"line {number}")
         labels, source = record["labels"], record[SOURCE_FIELD[task]]
         if not isinstance(labels, list) or not all(isinstance(name, str | int) and not isinstance(name, bool) for name in labels):
@@ -186,8 +177,6 @@ def _image_examples(path: Path, rows: list[_Row], index: dict[str, int]) -> list
 
 
 def _text_examples(path: Path, rows: list[_Row], index: dict[str, int]) -> list[Example]:
-    from hubcli.train.text import text_key
-
     first_line: dict[str, int] = {}
     examples = []
     for text, names, line in rows:
