@@ -10,9 +10,10 @@ Two forms, for ``retrain-images MANIFEST --multi-label`` and ``classify-text MAN
   ``"labels"``, a list of strings (``[]`` for none).
 
 Anything else is one clear error: other columns or keys, a folder of class folders,
-image paths that do not exist (all listed), the same path twice, and labels too rare to
-learn and check (fewer than ``MIN_EXAMPLES_PER_CLASS`` examples). Keys for the stable
-split hash are the path as written (posix), or the text's sha256 as for other text data.
+image paths that do not exist (all listed), the same path twice; for training
+(:func:`load_manifest`), also a label too rare to learn and check (fewer than
+``MIN_EXAMPLES_PER_CLASS`` examples). Keys for the stable split hash are the path as
+written (posix), or the text's sha256 as for other text data.
 
 Example:
     >>> manifest = read_manifest("photos/labels.csv", task="image")  # doctest: +SKIP
@@ -24,13 +25,12 @@ from __future__ import annotations
 
 import csv
 import io
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 from hubcli import console
 from hubcli.errors import DataError, NotFoundError
-from hubcli.train.splits import MIN_EXAMPLES_PER_CLASS, Example
+from hubcli.train.splits import Example, LabeledData
 from hubcli.train.text_dataset import text_key
 from hubcli.train.text_readers import decode_text, json_records
 
@@ -63,7 +63,7 @@ def read_manifest(path, *, task: str, encoding: str = "utf-8") -> Manifest:
     Raises:
         NotFoundError: the manifest, or image files it lists, do not exist.
         DataError: a folder instead of a manifest, unknown columns or keys, a malformed
-            row, a path listed twice, or a label with too few examples.
+            row, a path listed twice, or no labels at all.
     """
     path = Path(path).expanduser()
     if path.is_dir():
@@ -79,6 +79,18 @@ def read_manifest(path, *, task: str, encoding: str = "utf-8") -> Manifest:
     text = decode_text(path.read_bytes(), path, encoding)
     rows = _csv_rows(path, text, task) if fmt == "csv" else _jsonl_rows(path, text, task)
     return _assemble(path, rows, task, fmt)
+
+
+def load_manifest(path, *, task: str, validation_split: float = 0.1, test_split: float = 0.1, encoding: str = "utf-8") -> LabeledData:
+    """A manifest's examples in their stable hash splits, checked as training data.
+
+    Example:
+        >>> data = load_manifest("photos/labels.csv", task="image", validation_split=0.1, test_split=0.2)  # doctest: +SKIP
+        >>> data.multi_label, data.labels  # doctest: +SKIP
+        (True, ['cat', 'dog', 'outdoor'])
+    """
+    manifest = read_manifest(path, task=task, encoding=encoding)
+    return LabeledData.from_examples(manifest.labels, manifest.examples, validation_split, test_split, origin=manifest.source)
 
 
 # A row before assembly: (source as written, label names, line number).
@@ -139,14 +151,9 @@ def _assemble(path: Path, rows: list[_Row], task: str, fmt: str) -> Manifest:
         console.warn(f"skipped {skipped} row(s) with an empty {noun} in {path}")
     if not kept:
         raise DataError(f"no examples in {path}")
-    counts = Counter(name for _, names, _ in kept for name in set(names))
-    if not counts:
+    labels = sorted({name for _, names, _ in kept for name in names})
+    if not labels:
         raise DataError(f"no example in {path} has a label; give each row its labels, {LABEL_SEPARATOR}-separated")
-    rare = sorted(name for name, count in counts.items() if count < MIN_EXAMPLES_PER_CLASS)
-    if rare:
-        shown = [f"{name!r} ({counts[name]})" for name in rare]
-        raise DataError(f"each label needs at least {MIN_EXAMPLES_PER_CLASS} examples; too few in {path}: {_listing(shown)}")
-    labels = sorted(counts)
     index = {name: i for i, name in enumerate(labels)}
     examples = _image_examples(path, kept, index) if task == "image" else _text_examples(path, kept, index)
     return Manifest(labels=labels, examples=examples, source=str(path), format=fmt, skipped_empty=skipped)

@@ -85,10 +85,13 @@ def best_threshold(truth: Sequence[bool], scores: Sequence[float]) -> float:
 
 
 def choose_thresholds(indicators: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
-    """One F1-maximising threshold per label (columns of ``indicators``)."""
+    """One F1-maximising threshold per label (columns of ``indicators``), rounded to 6 places.
+
+    Rounded once, here: run.json records them, and the serving model compares with the same values.
+    """
     indicators = np.asarray(indicators, dtype=bool)
     probabilities = np.asarray(probabilities, dtype=np.float64)
-    return np.asarray([best_threshold(indicators[:, j], probabilities[:, j]) for j in range(indicators.shape[1])])
+    return np.round([best_threshold(indicators[:, j], probabilities[:, j]) for j in range(indicators.shape[1])], 6)
 
 
 def multilabel_metrics(indicators: np.ndarray, probabilities: np.ndarray, thresholds: np.ndarray, labels: Sequence[str]) -> dict:

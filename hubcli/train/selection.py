@@ -103,6 +103,19 @@ def _binary_cross_entropy(y: np.ndarray, probabilities: np.ndarray) -> float:
     return float(-(y * np.log(clipped) + (1 - y) * np.log(1.0 - clipped)).mean())
 
 
+@dataclass(frozen=True)
+class Augmented:
+    """Extra training rows (augmented copies): features, labels, and the row of ``x`` each copies.
+
+    A copy is fitted in every fold whose training part holds its original and never scored,
+    so no fold is ever scored on a copy of an example it trained on.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    source: np.ndarray
+
+
 class _FoldData:
     """One fold's fitting and held-out features, in the row space of its fitting features.
 
@@ -131,6 +144,8 @@ class HeadChoice:
     #: (l2, mean score, std) for each strength the path visited, strongest first.
     curve: list[tuple[float, float, float]]
     seconds: float
+    #: Held-out probabilities of every example at the chosen strength, from the fold that left it out.
+    out_of_fold: np.ndarray | None = None
     #: Per-label decision thresholds (multi-label only).
     thresholds: np.ndarray | None = None
     extra: dict = field(default_factory=dict)
@@ -150,20 +165,35 @@ class HeadChoice:
         }
 
 
-def select_head(x: np.ndarray, y: np.ndarray, *, task: HeadTask, folds: int = DEFAULT_FOLDS, seed: int = 0, purpose: str = "head selection") -> HeadChoice:
-    """Cross-validate the L2 path on ``(x, y)``, then refit the best strength on all of it."""
+def select_head(
+    x: np.ndarray, y: np.ndarray, *, task: HeadTask, folds: int = DEFAULT_FOLDS, seed: int = 0, purpose: str = "head selection",
+    augmented: Augmented | None = None,
+) -> HeadChoice:
+    """Cross-validate the L2 path on ``(x, y)``, then refit the best strength on all of it (and ``augmented``)."""
     with one_blas_thread():
-        return _select_head(x, y, task=task, folds=folds, seed=seed, purpose=purpose)
+        return _select_head(x, y, task=task, folds=folds, seed=seed, purpose=purpose, augmented=augmented)
 
 
-def _select_head(x: np.ndarray, y: np.ndarray, *, task: HeadTask, folds: int, seed: int, purpose: str) -> HeadChoice:
+def _with_copies(x: np.ndarray, y: np.ndarray, rows: np.ndarray, augmented: Augmented | None) -> tuple[np.ndarray, np.ndarray]:
+    """``x[rows]``, ``y[rows]`` plus the augmented copies of those rows."""
+    if augmented is None:
+        return x[rows], y[rows]
+    copies = np.isin(augmented.source, rows)
+    return np.concatenate([x[rows], augmented.x[copies]]), np.concatenate([y[rows], augmented.y[copies]])
+
+
+def _select_head(
+    x: np.ndarray, y: np.ndarray, *, task: HeadTask, folds: int, seed: int, purpose: str, augmented: Augmented | None
+) -> HeadChoice:
     started = time.perf_counter()
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y)
     assignment, count = task.assign_folds(y, folds=folds, seed=seed, purpose=purpose)
     held = [np.flatnonzero(assignment == j) for j in range(count)]
-    kept = [np.flatnonzero(assignment != j) for j in range(count)]
-    prepared = [_FoldData(x[k], x[h], task.targets(y[k]), task.weights(y[k])) for k, h in zip(kept, held, strict=True)]
+    prepared = []
+    for rows in held:
+        x_fit, y_fit = _with_copies(x, y, np.flatnonzero(assignment != assignment[rows[0]]), augmented)
+        prepared.append(_FoldData(x_fit, x[rows], task.targets(y_fit), task.weights(y_fit)))
     starts: list[LinearFit | None] = [None] * count
     out_of_fold: list[np.ndarray] = []
     curve: list[tuple[float, float, float]] = []
@@ -190,7 +220,8 @@ def _select_head(x: np.ndarray, y: np.ndarray, *, task: HeadTask, folds: int, se
             break
     best = max(range(len(keys)), key=lambda i: keys[i])
     chosen_l2 = L2_GRID[best]
-    refit = fit_linear(x, task.targets(y), l2=chosen_l2, activation=task.activation, sample_weight=task.weights(y))
+    x_all, y_all = _with_copies(x, y, np.arange(len(y)), augmented)
+    refit = fit_linear(x_all, task.targets(y_all), l2=chosen_l2, activation=task.activation, sample_weight=task.weights(y_all))
     thresholds = None
     cv_scores = fold_scores[best]
     if task.multi_label:
@@ -206,8 +237,9 @@ def _select_head(x: np.ndarray, y: np.ndarray, *, task: HeadTask, folds: int, se
         class_weight=task.class_weight,
         curve=curve,
         seconds=time.perf_counter() - started,
+        out_of_fold=out_of_fold[best],
         thresholds=thresholds,
-        extra={"refit_examples": len(y), "path_metric": "binary_cross_entropy" if task.multi_label else task.metric},
+        extra={"refit_examples": len(y_all), "path_metric": "binary_cross_entropy" if task.multi_label else task.metric},
     )
 
 
