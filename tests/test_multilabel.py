@@ -13,9 +13,13 @@ from hubcli.config import Settings  # noqa: E402
 from hubcli.export.artifacts import export_run  # noqa: E402
 from hubcli.export.tflite import read_labels, read_thresholds  # noqa: E402
 from hubcli.train.config import TrainConfig  # noqa: E402
-from hubcli.train.images import retrain_images  # noqa: E402
+from hubcli.train.images import ImageModality, retrain_images  # noqa: E402
 from hubcli.train.inference import evaluate, predict  # noqa: E402
+from hubcli.train.labeling import MultiLabel  # noqa: E402
 from hubcli.train.manifest import load_manifest  # noqa: E402
+from hubcli.train.multilabel_metrics import choose_thresholds  # noqa: E402
+from hubcli.train.rundir import open_run  # noqa: E402
+from hubcli.train.serving import ServingModel  # noqa: E402
 from hubcli.train.text import classify_text  # noqa: E402
 from tests.helpers import text_corpus, tiny_modules  # noqa: E402
 from tests.helpers.cli_run import error_line, run_hubcli  # noqa: E402
@@ -104,6 +108,21 @@ def test_every_export_format_agrees_on_the_label_sets(image_run, format, tmp_pat
         thresholds = json.loads((run / "run.json").read_text())["thresholds"]
         assert read_labels(flatbuffer) == ["blue", "green", "red"] and read_thresholds(flatbuffer) == thresholds
         assert [float(line) for line in (tmp_path / "thresholds.txt").read_text().split()] == thresholds
+
+
+def test_fine_tuning_a_multilabel_run_rechooses_thresholds_on_validation(manifest, tiny_image_module, tmp_path):
+    settings = Settings.load(cache_dir=tmp_path / "cache", offline=True)
+    config = TrainConfig(multi_label=True, fine_tune=True, fine_tune_epochs=2)
+    summary = retrain_images(manifest, str(tiny_image_module), settings=settings, config=config, output=tmp_path / "tuned", **SPLITS)
+    assert summary["fine_tuned"] and summary["evaluated_on"] == "test" and summary["micro_f1"] >= 0.8
+    assert set(summary["history"]) >= {"loss", "accuracy", "val_loss", "val_accuracy"}
+    thresholds = json.loads((tmp_path / "tuned" / "run.json").read_text())["thresholds"]
+    # They are where F1 peaks on the fine-tuned model's validation probabilities.
+    validation = load_manifest(manifest, task="image", **SPLITS).validation
+    run = open_run(tmp_path / "tuned")
+    probabilities = ServingModel(run).probabilities(ImageModality.from_run(run).prediction_inputs([e.source for e in validation]))
+    expected = choose_thresholds(MultiLabel().label_array(validation, 3), probabilities)
+    np.testing.assert_allclose(thresholds, expected, atol=1e-4)
 
 
 def test_text_manifest_trains_a_multilabel_classifier(tmp_path):

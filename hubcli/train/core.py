@@ -85,7 +85,8 @@ def train(
         raise UsageError("multi-label data (a manifest) needs --multi-label" if data.multi_label else "--multi-label needs a manifest of labels")
     if gate is not None:
         sizes = data.sizes()
-        held_out = bool(sizes["test"] or sizes["validation"] or config.cv_folds or config.head == "auto")
+        out_of_fold = config.head == "auto" and not config.fine_tune
+        held_out = bool(sizes["test"] or sizes["validation"] or config.cv_folds or out_of_fold)
         gate.check_options(multi_label=config.multi_label, held_out=held_out)
     if not config.multi_label:
         warn_if_imbalanced(data.class_counts(("train", "validation")), config.class_weight)

@@ -119,7 +119,7 @@ def fine_tune(
     steps = config.fine_tune_epochs * math.ceil(len(raw["train"]) / config.batch_size)
     learning_rate = config.fine_tune_learning_rate or config.learning_rate / 10
     optimizer = make_optimizer(config.optimizer, learning_rate, schedule=warmup_cosine(learning_rate, steps))
-    model.compile(optimizer=optimizer, loss=kind.keras_loss(config.label_smoothing), metrics=["accuracy"])
+    model.compile(optimizer=optimizer, loss=kind.keras_loss(config.label_smoothing), metrics=[kind.keras_metric()])
     train, validation = _datasets(modality, raw, labels, config, lambda y: kind.keras_targets(y, num_classes))
     return model.fit(
         train,

@@ -86,7 +86,8 @@ def _auto_head(
 def cross_validated_score(x: np.ndarray, y: np.ndarray, *, config: TrainConfig, kind: SingleLabel | MultiLabel, num_labels: int) -> dict:
     """``--cv K``: the whole head procedure (``auto`` or ``fixed``) cross-validated on all labelled features.
 
-    Fine-tuning is not repeated per fold: the estimate is of the head on frozen features.
+    Fine-tuning is not repeated per fold, nor are augmented copies used: the estimate is of
+    the head on the plain frozen features.
     """
     task = kind.head_task(num_labels, config.class_weight)
 

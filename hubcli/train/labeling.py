@@ -47,6 +47,12 @@ class SingleLabel:
 
         return keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
 
+    def keras_metric(self):
+        """Fine-tuning's ``accuracy``: the top class is right."""
+        import keras
+
+        return keras.metrics.CategoricalAccuracy(name="accuracy")
+
     def head_task(self, num_labels: int, class_weight: str) -> HeadTask:
         return HeadTask(num_outputs=num_labels, class_weight=class_weight)
 
@@ -80,6 +86,12 @@ class MultiLabel:
         import keras
 
         return keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing)
+
+    def keras_metric(self):
+        """Fine-tuning's ``accuracy``: the share of (example, label) decisions at 0.5 that are right."""
+        import keras
+
+        return keras.metrics.BinaryAccuracy(name="accuracy")
 
     def head_task(self, num_labels: int, class_weight: str) -> HeadTask:
         return HeadTask(num_outputs=num_labels, multi_label=True)
