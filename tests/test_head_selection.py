@@ -9,7 +9,7 @@ from hubcli.errors import DataError
 from hubcli.train.class_weights import inverse_frequency_weights, warn_if_imbalanced
 from hubcli.train.folds import fold_count, multilabel_folds, stratified_folds
 from hubcli.train.logistic import fit_linear, predict_probabilities
-from hubcli.train.selection import HeadTask, cross_validate, select_head
+from hubcli.train.selection import Augmented, HeadTask, cross_validate, select_head
 from tests.helpers.synthetic_features import gaussian_classes, multilabel_features
 
 
@@ -123,3 +123,14 @@ def test_cross_validate_scores_every_outer_fold_with_selection_inside():
     result = cross_validate(x, y, task=task, folds=4, seed=0, fit_predict=fit_predict)
     assert result["folds"] == 4 and len(result["per_fold"]) == 4 and seen_sizes == [120] * 4
     assert result["mean"] == pytest.approx(np.mean(result["per_fold"]), abs=1e-4) and result["mean"] > 0.8
+
+
+def test_augmented_copies_train_their_originals_folds_and_are_never_scored():
+    # Random labels in more dimensions than examples: a head memorises what it trains on, so a
+    # copy of a held-out example in its fold's training rows would show as near-perfect accuracy.
+    rng = np.random.default_rng(14)
+    x, y = rng.normal(size=(60, 80)), np.arange(60) % 2
+    copies = Augmented(x=x.copy(), y=y.copy(), source=np.arange(60))
+    choice = select_head(x, y, task=HeadTask(num_outputs=2), seed=0, augmented=copies)
+    assert choice.cv_mean < 0.7 and choice.to_json()["refit_examples"] == 120
+    assert choice.out_of_fold.shape == (60, 2)
