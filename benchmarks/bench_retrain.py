@@ -49,7 +49,9 @@ def _settings(cache_dir):
 def _config(**overrides):
     from hubcli.train.config import TrainConfig
 
-    return TrainConfig(**overrides)
+    # This benchmark compares the Keras head (epochs, learning rate...) with a baseline loop;
+    # benchmarks/bench_heads.py compares it with --head auto.
+    return TrainConfig(**{"head": "fixed", **overrides})
 
 
 def bench_end_to_end(data_dir: Path, module: Path, work: Path, epochs: int) -> dict:

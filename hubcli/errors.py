@@ -72,3 +72,9 @@ class ExportError(HubcliError):
     """An export failed or its artifact disagrees with the original model."""
 
     exit_code = 9
+
+
+class QualityGateError(HubcliError):
+    """A finished run scored below its ``--min-accuracy`` or ``--min-micro-f1``; the run is kept."""
+
+    exit_code = 10

@@ -58,7 +58,7 @@ def test_tab_lines_through_the_cli_then_predict_and_evaluate(tiny_text_module, r
     meta = json.loads((run / "run.json").read_text())
     assert meta["task"] == "text" and meta["image_size"] is None and meta["labels"] == ["0", "1"]
     assert (run / "labels.txt").read_text() == "0\n1\n"
-    for name in ("metrics.json", "model.keras", "model/saved_model.pb", "plots/training_curves.png", "plots/confusion_matrix.png"):
+    for name in ("metrics.json", "model.keras", "model/saved_model.pb", "plots/selection.png", "plots/confusion_matrix.png"):
         assert (run / name).is_file(), name
     with np.load(run / "representative.npz") as samples:
         assert samples["inputs"].dtype.kind == "U" and len(samples["inputs"]) == summary["splits"]["train"]

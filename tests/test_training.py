@@ -59,8 +59,11 @@ def test_frozen_run_learns_and_writes_the_whole_run_directory(frozen_run, tiny_i
     metrics = json.loads((output / "metrics.json").read_text())
     assert set(metrics["per_class"]) == set(meta["labels"]) and len(metrics["confusion_matrix"]) == 3
     assert sum(metrics["splits"].values()) == 42 and metrics["training_time_s"] > 0
-    for plot in ("training_curves.png", "confusion_matrix.png"):
+    # --head auto (the default): the cross-validation curve instead of training curves.
+    assert metrics["head"] == "auto" and metrics["selection"]["cv"]["folds"] == 5 and metrics["selection"]["refit_examples"] == 42 - metrics["splits"]["test"]
+    for plot in ("selection.png", "confusion_matrix.png"):
         assert (output / "plots" / plot).read_bytes()[:4] == b"\x89PNG"
+    assert not (output / "plots" / "training_curves.png").exists()
     samples = np.load(output / "representative.npz")["inputs"]
     assert samples.dtype == np.float32 and samples.shape[1:] == (32, 32, 3) and samples.min() >= 0 and samples.max() <= 1
     assert not [p for p in output.parent.iterdir() if p.name.startswith(".")]  # no staging left
@@ -93,7 +96,8 @@ def test_second_run_makes_no_forward_passes_and_is_reproducible(frozen_run, data
     again = _retrain(dataset, tiny_image_module, settings, tmp_path / "again")
     assert again["extraction"]["features_computed"] == 0 and again["extraction"]["forward_batches"] == 0
     assert again["extraction"]["features_cached"] == 42
-    assert again["confusion_matrix"] == first["confusion_matrix"] and again["history"] == first["history"]
+    assert again["confusion_matrix"] == first["confusion_matrix"] and again["selection"]["path"] == first["selection"]["path"]
+    assert again["loss"] == first["loss"]
 
 
 def test_fine_tune_changes_module_weights_and_saves_them(dataset, tiny_image_module, settings, tmp_path):
@@ -109,19 +113,31 @@ def test_fine_tune_changes_module_weights_and_saves_them(dataset, tiny_image_mod
     np.testing.assert_allclose(served(images=tf.constant(samples))["probabilities"], model.predict(samples, verbose=0), atol=1e-5)
 
 
+def test_fixed_head_trains_by_epochs_as_before_and_is_reproducible(dataset, tiny_image_module, settings, tmp_path):
+    first = _retrain(dataset, tiny_image_module, settings, tmp_path / "fixed1", head="fixed")
+    again = _retrain(dataset, tiny_image_module, settings, tmp_path / "fixed2", head="fixed")
+    assert first["head"] == "fixed" and first["selection"] is None and first["accuracy"] >= 0.85
+    assert 0 < first["epochs_run"] <= 40 and len(first["history"]["val_loss"]) == first["epochs_run"]
+    assert again["history"] == first["history"] and again["confusion_matrix"] == first["confusion_matrix"]
+    assert first["validation_accuracy"] is not None  # validation stayed out of the head's training
+    assert (tmp_path / "fixed1" / "plots" / "training_curves.png").is_file()
+
+
 def test_augmented_copies_are_cached_too(dataset, tiny_image_module, tmp_path):
     fresh = Settings.load(cache_dir=tmp_path / "cache")
     first = _retrain(dataset, tiny_image_module, fresh, tmp_path / "aug1", augment_copies=2)
     assert first["extraction"]["features_computed"] == 42 + 2 * first["splits"]["train"]
     second = _retrain(dataset, tiny_image_module, fresh, tmp_path / "aug2", augment_copies=2)
     assert second["extraction"]["features_computed"] == 0
-    assert second["history"] == first["history"]
+    assert second["selection"]["path"] == first["selection"]["path"]
+    # The copies join the refit (and each fold that holds their original), never a held-out fold.
+    assert first["selection"]["refit_examples"] == 3 * first["splits"]["train"] + first["splits"]["validation"]
 
 
 def test_corrupt_file_is_skipped_and_listed_and_tensorboard_logs_written(tmp_path, tiny_image_module, settings):
     data = make_image_dataset(tmp_path / "data", per_class=10, seed=5)
     (data / "blue_bars" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
-    summary = _retrain(data, tiny_image_module, settings, tmp_path / "run", epochs=5, tensorboard=True)
+    summary = _retrain(data, tiny_image_module, settings, tmp_path / "run", head="fixed", epochs=5, tensorboard=True)
     assert [s["key"] for s in summary["skipped"]] == ["blue_bars/broken.jpg"]
     assert sum(summary["splits"].values()) == 30
     assert list((tmp_path / "run" / "logs" / "head").glob("events.out.tfevents.*"))

@@ -12,7 +12,7 @@ Example:
     ...     return config
     >>> parameters = inspect.signature(train_command).parameters
     >>> list(parameters)[:3], "augment" in parameters
-    (['data', 'epochs', 'batch_size'], False)
+    (['data', 'head', 'class_weight'], False)
     >>> typed = {name: parameter.default for name, parameter in parameters.items()}  # what typer passes
     >>> train_command(**{**typed, "epochs": 3}).epochs
     3
@@ -78,13 +78,51 @@ _AUGMENT = "augment"
 # Training options in the order --help shows them: (parameter, TrainConfig field, annotation).
 # --fine-tune's help depends on the command, and --augment is for images only (see training_options).
 _TRAINING_OPTIONS: tuple[tuple[str, str, Any], ...] = (
-    ("epochs", "epochs", Annotated[int, typer.Option("--epochs", help="Most epochs for the head (early stopping usually ends sooner).")]),
-    ("batch_size", "batch_size", Annotated[int, typer.Option("--batch-size", help="Training batch size.")]),
-    ("learning_rate", "learning_rate", Annotated[float, typer.Option("--learning-rate", "--lr", help="Head learning rate.")]),
+    (
+        "head",
+        "head",
+        Annotated[
+            str,
+            typer.Option(
+                "--head",
+                help="auto: the L2 strength chosen by 5-fold cross-validation on training+validation features, then refitted on all "
+                "of them; fixed: the Keras head that --epochs, --learning-rate, --dropout, --l2, --label-smoothing and --patience set.",
+            ),
+        ],
+    ),
+    (
+        "class_weight",
+        "class_weight",
+        Annotated[str, typer.Option("--class-weight", help="auto: weigh examples by inverse class frequency (selection and refit); none.")],
+    ),
+    (
+        "cv",
+        "cv_folds",
+        Annotated[int, typer.Option("--cv", help="Also report the K-fold cross-validated score (mean ± std) of the head on all labelled data; 0: off.")],
+    ),
+    (
+        "multi_label",
+        "multi_label",
+        Annotated[
+            bool,
+            typer.Option(
+                "--multi-label",
+                help="DATA is a manifest (CSV with path or text and ;-separated labels columns, or JSONL): any labels per example, "
+                "a sigmoid head and one threshold per label.",
+            ),
+        ],
+    ),
+    ("epochs", "epochs", Annotated[int, typer.Option("--epochs", help="--head fixed: most epochs (early stopping usually ends sooner).")]),
+    ("batch_size", "batch_size", Annotated[int, typer.Option("--batch-size", help="Training batch size (--head fixed, fine-tuning).")]),
+    ("learning_rate", "learning_rate", Annotated[float, typer.Option("--learning-rate", "--lr", help="--head fixed: learning rate.")]),
     ("optimizer", "optimizer", Annotated[str, typer.Option("--optimizer", help="adam, adamw, nadam, sgd or rmsprop.")]),
-    ("dropout", "dropout", Annotated[float, typer.Option("--dropout", help="Dropout before the softmax layer.")]),
-    ("l2", "l2", Annotated[float, typer.Option("--l2", help="L2 weight penalty of the softmax layer.")]),
-    ("label_smoothing", "label_smoothing", Annotated[float, typer.Option("--label-smoothing", help="Label smoothing of the cross-entropy.")]),
+    ("dropout", "dropout", Annotated[float, typer.Option("--dropout", help="Dropout before the softmax layer (--head fixed, fine-tuning).")]),
+    ("l2", "l2", Annotated[float, typer.Option("--l2", help="--head fixed: L2 weight penalty of the softmax layer.")]),
+    (
+        "label_smoothing",
+        "label_smoothing",
+        Annotated[float, typer.Option("--label-smoothing", help="Label smoothing of the cross-entropy (--head fixed, fine-tuning).")],
+    ),
     ("patience", "patience", Annotated[int, typer.Option("--patience", help="Stop after this many epochs without a better validation loss.")]),
     (_FINE_TUNE, "fine_tune", None),
     ("fine_tune_epochs", "fine_tune_epochs", Annotated[int, typer.Option("--fine-tune-epochs", help="Epochs of fine-tuning.")]),
@@ -94,6 +132,16 @@ _TRAINING_OPTIONS: tuple[tuple[str, str, Any], ...] = (
         Annotated[
             Optional[float],
             typer.Option("--fine-tune-learning-rate", help="Fine-tuning learning rate (default: learning rate / 10).", show_default=False),
+        ],
+    ),
+    (
+        "unfreeze",
+        "unfreeze",
+        Annotated[
+            str,
+            typer.Option(
+                "--unfreeze", help="--fine-tune: all, or N to train only the module's top N layers (the rest and batch-norm statistics stay pretrained)."
+            ),
         ],
     ),
     (
@@ -109,14 +157,27 @@ _FIELD_OF = {parameter: field for parameter, field, _ in _TRAINING_OPTIONS}
 TRAINING_DEFAULTS: dict[str, Any] = {parameter: getattr(TrainConfig(), field) for parameter, field in _FIELD_OF.items()}
 
 
+# The quality gate for CI (exit code 10 below it, the run kept).
+MinAccuracyOpt = Annotated[
+    Optional[float],
+    typer.Option("--min-accuracy", help="Exit 10 (run kept) if the held-out accuracy is below this, e.g. 0.9.", show_default=False),
+]
+MinMicroF1Opt = Annotated[
+    Optional[float],
+    typer.Option("--min-micro-f1", help="--multi-label: exit 10 (run kept) if the held-out micro F1 is below this.", show_default=False),
+]
+
+
 def train_config(**values: Any) -> TrainConfig:
-    """The TrainConfig that training options' values (by parameter name) describe.
+    """The TrainConfig that training options' values (by parameter name) describe, checked.
 
     Example:
         >>> train_config(epochs=3, augment=2).augment_copies
         2
     """
-    return TrainConfig(**{_FIELD_OF[parameter]: value for parameter, value in values.items()})
+    config = TrainConfig(**{_FIELD_OF[parameter]: value for parameter, value in values.items()})
+    config.check()
+    return config
 
 
 def training_options(*, fine_tune_help: str, augment: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

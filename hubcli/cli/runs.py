@@ -14,7 +14,9 @@ from hubcli.cli.render import print_metrics
 
 def evaluate_command(
     model: Annotated[Path, typer.Argument(help="A run directory (or its model/).", show_default=False)],
-    data: Annotated[Path, typer.Argument(help="Labelled data in the run's kind: class folders for images.", show_default=False)],
+    data: Annotated[
+        Path, typer.Argument(help="Labelled data in the run's kind: class folders for images; a manifest for a multi-label run.", show_default=False)
+    ],
     *,
     text_column: Annotated[Optional[str], typer.Option("--text-column", help="Text runs: CSV/TSV column or JSONL key of the text.", show_default=False)] = None,
     label_column: Annotated[
@@ -50,7 +52,7 @@ def predict_command(
     json_output: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Classify inputs with a trained run: top-k class names and probabilities."""
+    """Classify inputs with a trained run: top-k class names and probabilities (multi-label: every label above its threshold)."""
     from hubcli.train.inference import predict, prediction_items
 
     start_output(quiet, json_output)
@@ -61,11 +63,18 @@ def predict_command(
         return
     from rich.table import Table
 
+    multi_label = result["multi_label"]
     table = Table(title=f"predictions of {result['model']}", title_justify="left")
     table.add_column("Input", style="bold", overflow="fold")
-    table.add_column("Class")
+    table.add_column("Label" if multi_label else "Class")
     table.add_column("Probability", justify="right")
+    if multi_label:
+        table.add_column("Threshold", justify="right")
     for prediction in result["predictions"]:
-        for rank, choice in enumerate(prediction["top"]):
-            table.add_row(prediction["input"] if rank == 0 else "", choice["label"], f"{choice['probability']:.3f}")
+        # A multi-label run shows every label at or above its threshold; none is an answer too.
+        rows = [[c["label"], f"{c['probability']:.3f}", f"{c['threshold']:.3f}"] for c in prediction["labels"]] if multi_label else [
+            [c["label"], f"{c['probability']:.3f}"] for c in prediction["top"]
+        ]
+        for rank, cells in enumerate(rows or [["(no label)", "", ""]]):
+            table.add_row(prediction["input"] if rank == 0 else "", *cells)
     console.print_table(table)

@@ -15,6 +15,8 @@ from hubcli import console
 from hubcli.cli.options import (
     CacheDirOpt,
     JsonOpt,
+    MinAccuracyOpt,
+    MinMicroF1Opt,
     MirrorOpt,
     OfflineOpt,
     OutputOpt,
@@ -28,6 +30,7 @@ from hubcli.cli.options import (
 )
 from hubcli.cli.render import print_metrics
 from hubcli.train.config import TrainConfig
+from hubcli.train.gate import QualityGate
 
 
 @training_options(fine_tune_help="After the head, train the whole model (module too) with augmentation.", augment=True)
@@ -47,6 +50,8 @@ def retrain_images_command(
     test_split: TestSplitOpt = 0.1,
     image_size: Annotated[Optional[str], typer.Option("--image-size", help="SIZE or HEIGHTxWIDTH, for modules that do not fix it.", show_default=False)] = None,
     config: TrainConfig,
+    min_accuracy: MinAccuracyOpt = None,
+    min_micro_f1: MinMicroF1Opt = None,
     cache_dir: CacheDirOpt = None,
     offline: OfflineOpt = None,
     mirror: MirrorOpt = None,
@@ -60,11 +65,13 @@ def retrain_images_command(
     from hubcli.train.images import parse_image_size, retrain_images
 
     start_output(quiet, json_output)
+    gate = QualityGate(min_accuracy=min_accuracy, min_micro_f1=min_micro_f1)
     summary = retrain_images(
         data_dir, module, settings=load_settings(cache_dir, offline, mirror), config=config, output=output, overwrite=overwrite,
-        tfds_name=tfds, validation_split=validation_split, test_split=test_split, image_size=parse_image_size(image_size),
+        tfds_name=tfds, validation_split=validation_split, test_split=test_split, image_size=parse_image_size(image_size), gate=gate,
     )
     _report_run("retrain-images", summary, json_output, "images")
+    gate.check(summary)
 
 
 @training_options(fine_tune_help="After the head, train the whole model (module too).")
@@ -101,6 +108,8 @@ def classify_text_command(
     validation_split: ValidationSplitOpt = 0.1,
     test_split: TestSplitOpt = 0.1,
     config: TrainConfig,
+    min_accuracy: MinAccuracyOpt = None,
+    min_micro_f1: MinMicroF1Opt = None,
     cache_dir: CacheDirOpt = None,
     offline: OfflineOpt = None,
     mirror: MirrorOpt = None,
@@ -114,13 +123,19 @@ def classify_text_command(
     from hubcli.train.text import classify_text
 
     start_output(quiet, json_output)
+    gate = QualityGate(min_accuracy=min_accuracy, min_micro_f1=min_micro_f1)
     # classify_text checks the data, then the module, before TensorFlow loads: bad input costs no start-up time.
     summary = classify_text(
         data, module, settings=load_settings(cache_dir, offline, mirror), config=config, output=output, overwrite=overwrite,
         tfds_name=tfds, tfds_data_dir=tfds_data_dir, text_column=text_column, label_column=label_column, encoding=encoding,
-        preprocessor_handle=preprocessor, validation_split=validation_split, test_split=test_split,
+        preprocessor_handle=preprocessor, validation_split=validation_split, test_split=test_split, gate=gate,
     )
     _report_run("classify-text", summary, json_output, "texts")
+    gate.check(summary)
+
+
+#: How a run's ``evaluated_on`` reads in its table title.
+EVALUATED_ON = {"out_of_fold": "out-of-fold (cross-validated training+validation)"}
 
 
 def _report_run(command: str, summary: dict, json_output: bool, unit: str) -> None:
@@ -135,5 +150,5 @@ def _report_run(command: str, summary: dict, json_output: bool, unit: str) -> No
         f"splits {', '.join(f'{name} {count}' for name, count in summary['splits'].items())}; "
         f"trained in {summary['training_time_s']:.1f} s"
     )
-    print_metrics(f"{summary['evaluated_on']} metrics", summary)
+    print_metrics(f"{EVALUATED_ON.get(summary['evaluated_on'], summary['evaluated_on'])} metrics", summary)
     typer.echo(summary["output"])

@@ -20,7 +20,8 @@ Formats:
   ``serve_bytes``.
 - ``tflite``: converted from the run's Keras model; see
   :mod:`hubcli.export.tflite` for the quantisation modes. ``labels.txt`` is
-  written beside the ``.tflite`` file and the labels are embedded in it.
+  written beside the ``.tflite`` file and the labels are embedded in it (a
+  multi-label run's thresholds too, as ``thresholds.txt``).
 - ``keras``: the run's ``model.keras``, which must reference no custom
   objects other than hubcli's own ``HubLayer``.
 
@@ -38,6 +39,7 @@ import os
 import shutil
 import tempfile
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,6 +52,8 @@ from hubcli.train.rundir import EXPORT_DIR, LABELS_FILE, Run, open_run
 
 FORMATS = ("savedmodel", "tflite", "keras")
 DEFAULT_MIN_AGREEMENT = 0.99
+#: Beside a multi-label TFLite model: one threshold per line, in labels.txt's order.
+THRESHOLDS_FILE = "thresholds.txt"
 
 
 @dataclass(frozen=True)
@@ -64,16 +68,25 @@ class Agreement:
         return {"samples": self.samples, "top1_agreement": round(self.top1_agreement, 6), "max_abs_diff": float(f"{self.max_abs_diff:.3g}")}
 
 
-def compare_probabilities(reference: np.ndarray, candidate: np.ndarray) -> Agreement:
+def compare_probabilities(reference: np.ndarray, candidate: np.ndarray, thresholds: Sequence[float] | None = None) -> Agreement:
     """Top-1 agreement and max |difference| of two [n, classes] probability arrays.
+
+    With a multi-label run's ``thresholds``, a sample agrees when both predict the same set of
+    labels (every probability on the same side of its threshold).
 
     Example:
         >>> compare_probabilities(np.array([[0.9, 0.1], [0.4, 0.6]]), np.array([[0.8, 0.2], [0.6, 0.4]]))
         Agreement(samples=2, top1_agreement=0.5, max_abs_diff=0.19999999999999996)
+        >>> compare_probabilities(np.array([[0.9, 0.6]]), np.array([[0.8, 0.4]]), thresholds=[0.5, 0.5]).top1_agreement
+        0.0
     """
     if reference.shape != candidate.shape:
         raise ExportError(f"exported model returns shape {candidate.shape[1:]}, the original {reference.shape[1:]}")
-    same = np.argmax(reference, axis=1) == np.argmax(candidate, axis=1)
+    if thresholds is None:
+        same = np.argmax(reference, axis=1) == np.argmax(candidate, axis=1)
+    else:
+        limits = np.asarray(thresholds)[None, :]
+        same = ((reference >= limits) == (candidate >= limits)).all(axis=1)
     return Agreement(len(reference), float(same.mean()), float(np.max(np.abs(reference - candidate))))
 
 
@@ -165,7 +178,7 @@ def export_run(
         exporter = {"savedmodel": _export_savedmodel, "tflite": _export_tflite, "keras": _export_keras}[format]
         checks, details = exporter(run, samples, candidate, reference, quantize)
         result = ExportResult(format, target, _size(candidate), quantize if format == "tflite" else None, min_agreement, checks, details=details)
-        _place(result, candidate, run.labels)
+        _place(result, candidate, run)
         return result
     except BaseException as err:
         reason = disk_full_reason(err)
@@ -188,8 +201,8 @@ def _target(run: Run, format: str, quantize: str, output: str | os.PathLike | No
     return target
 
 
-def _place(result: ExportResult, candidate: Path, labels: list[str]) -> None:
-    """Move a checked ``candidate`` to ``result.path`` (labels beside a TFLite file), or reject it."""
+def _place(result: ExportResult, candidate: Path, run: Run) -> None:
+    """Move a checked ``candidate`` to ``result.path`` (labels, and thresholds, beside a TFLite file), or reject it."""
     target, worst = result.path, result.agreement
     if worst.top1_agreement < result.min_agreement:
         rejected = target.with_name(target.name + ".rejected")
@@ -200,7 +213,11 @@ def _place(result: ExportResult, candidate: Path, labels: list[str]) -> None:
         )
     if result.format == "tflite":
         result.labels_path = target.parent / LABELS_FILE
-        write_text_atomic(result.labels_path, "\n".join(labels) + "\n")
+        write_text_atomic(result.labels_path, "\n".join(run.labels) + "\n")
+        if run.thresholds is not None:
+            thresholds_path = target.parent / THRESHOLDS_FILE
+            write_text_atomic(thresholds_path, "".join(f"{value!r}\n" for value in run.thresholds))
+            result.details["thresholds_path"] = str(thresholds_path)
     swap_into_place(candidate, target)
 
 
@@ -212,10 +229,10 @@ def _export_savedmodel(run: Run, samples: np.ndarray, candidate: Path, reference
 
     shutil.copytree(run.serving_model, candidate)
     loaded = tf.saved_model.load(str(candidate))
-    checks = {"serving_default": compare_probabilities(reference, _signature_probabilities(loaded, "serving_default", samples))}
+    checks = {"serving_default": compare_probabilities(reference, _signature_probabilities(loaded, "serving_default", samples), run.thresholds)}
     if run.task == "image":
         encoded = _png_bytes(samples)
-        checks["serve_bytes"] = compare_probabilities(reference, _signature_probabilities(loaded, "serve_bytes", encoded))
+        checks["serve_bytes"] = compare_probabilities(reference, _signature_probabilities(loaded, "serve_bytes", encoded), run.thresholds)
     return checks, {"signatures": sorted(loaded.signatures)}
 
 
@@ -228,19 +245,20 @@ def _export_keras(run: Run, samples: np.ndarray, candidate: Path, reference: np.
         raise ExportError(f"{run.keras_model} needs custom objects other than hubcli's HubLayer: {', '.join(foreign)}")
     model = run.load_keras_model(candidate)
     probabilities = _predict_keras(model, samples)
-    return {"keras": compare_probabilities(reference, probabilities)}, {}
+    return {"keras": compare_probabilities(reference, probabilities, run.thresholds)}, {}
 
 
 def _export_tflite(run: Run, samples: np.ndarray, candidate: Path, reference: np.ndarray, quantize: str):
-    from hubcli.export.tflite import convert_keras_model, embed_labels, run_tflite
+    from hubcli.export.tflite import convert_keras_model, embed_labels, embed_thresholds, run_tflite
 
     if not run.keras_model.is_file():
         raise ExportError(f"run {run.path} has no model.keras to convert")
     model = run.load_keras_model()
     flatbuffer, details = convert_keras_model(model, quantize, representative=samples)
-    candidate.write_bytes(embed_labels(flatbuffer, run.labels))
+    flatbuffer = embed_labels(flatbuffer, run.labels)
+    candidate.write_bytes(flatbuffer if run.thresholds is None else embed_thresholds(flatbuffer, run.thresholds))
     probabilities = run_tflite(candidate.read_bytes(), samples)
-    return {"tflite": compare_probabilities(reference, probabilities)}, {"tflite": details}
+    return {"tflite": compare_probabilities(reference, probabilities, run.thresholds)}, {"tflite": details}
 
 
 # -- helpers -------------------------------------------------------------------------

@@ -29,7 +29,8 @@ Labels: TFLite's standard classifier metadata is written by the tflite-support
 package (last released in 2023), which hubcli does not depend on, so the labels are written as ``labels.txt``
 beside the model *and* stored inside the flatbuffer as a named entry of the
 schema's ``Model.metadata`` list (``hubcli_labels``, one name per line) —
-:func:`read_labels` reads them back.
+:func:`read_labels` reads them back. A multi-label model's per-label thresholds go the same
+way: ``thresholds.txt`` beside it and ``hubcli_thresholds`` inside (:func:`read_thresholds`).
 
 Example:
     >>> tflite_bytes, details = convert_keras_model(model, "int8", representative=images)  # doctest: +SKIP
@@ -54,8 +55,9 @@ from hubcli.train.batches import in_batches
 
 QUANTIZE_MODES = ("none", "dynamic", "float16", "int8")
 
-#: Name of the Model.metadata entry that holds the labels.
+#: Names of the Model.metadata entries that hold the labels and a multi-label model's thresholds.
 LABELS_METADATA_NAME = "hubcli_labels"
+THRESHOLDS_METADATA_NAME = "hubcli_thresholds"
 
 #: Calibration needs a few hundred examples at most; more only costs time.
 _CALIBRATION_LIMIT = 200
@@ -146,18 +148,12 @@ def describe_converter_error(err: BaseException) -> str:
 
 def embed_labels(flatbuffer: bytes, labels: Sequence[str]) -> bytes:
     """Store ``labels`` in the flatbuffer's ``Model.metadata`` as ``hubcli_labels``."""
-    from tensorflow.lite.python import schema_py_generated as schema
-    from tensorflow.lite.tools import flatbuffer_utils
+    return _embed_lines(flatbuffer, LABELS_METADATA_NAME, labels)
 
-    model = flatbuffer_utils.read_model_from_bytearray(bytearray(flatbuffer))
-    buffer = schema.BufferT()
-    buffer.data = np.frombuffer("\n".join(labels).encode("utf-8"), dtype=np.uint8)
-    model.buffers.append(buffer)
-    entry = schema.MetadataT()
-    entry.name = LABELS_METADATA_NAME
-    entry.buffer = len(model.buffers) - 1
-    model.metadata = [m for m in (model.metadata or []) if m.name != LABELS_METADATA_NAME.encode()] + [entry]
-    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+def embed_thresholds(flatbuffer: bytes, thresholds: Sequence[float]) -> bytes:
+    """Store a multi-label run's per-label thresholds (label order) as ``hubcli_thresholds``."""
+    return _embed_lines(flatbuffer, THRESHOLDS_METADATA_NAME, [repr(float(value)) for value in thresholds])
 
 
 def read_labels(flatbuffer: bytes) -> list[str] | None:
@@ -167,11 +163,37 @@ def read_labels(flatbuffer: bytes) -> list[str] | None:
         >>> read_labels(Path("flowers_int8.tflite").read_bytes())  # doctest: +SKIP
         ['daisy', 'dandelion', 'roses', 'sunflowers', 'tulips']
     """
+    return _read_lines(flatbuffer, LABELS_METADATA_NAME)
+
+
+def read_thresholds(flatbuffer: bytes) -> list[float] | None:
+    """The thresholds :func:`embed_thresholds` stored, or None (a single-label model)."""
+    lines = _read_lines(flatbuffer, THRESHOLDS_METADATA_NAME)
+    return None if lines is None else [float(line) for line in lines]
+
+
+def _embed_lines(flatbuffer: bytes, name: str, lines: Sequence[str]) -> bytes:
+    """Store ``lines`` (newline-joined UTF-8) as the ``Model.metadata`` entry ``name``, replacing one of that name."""
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(flatbuffer))
+    buffer = schema.BufferT()
+    buffer.data = np.frombuffer("\n".join(lines).encode("utf-8"), dtype=np.uint8)
+    model.buffers.append(buffer)
+    entry = schema.MetadataT()
+    entry.name = name
+    entry.buffer = len(model.buffers) - 1
+    model.metadata = [m for m in (model.metadata or []) if m.name != name.encode()] + [entry]
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def _read_lines(flatbuffer: bytes, name: str) -> list[str] | None:
     from tensorflow.lite.tools import flatbuffer_utils
 
     model = flatbuffer_utils.read_model_from_bytearray(bytearray(flatbuffer))
     for entry in model.metadata or []:
-        if entry.name in (LABELS_METADATA_NAME, LABELS_METADATA_NAME.encode()):
+        if entry.name in (name, name.encode()):
             data = model.buffers[entry.buffer].data
             return bytes(np.asarray(data, dtype=np.uint8)).decode("utf-8").split("\n")
     return None

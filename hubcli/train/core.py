@@ -2,9 +2,12 @@
 
 A run goes: labelled examples -> stable splits -> module inputs -> features
 (frozen module: from the on-disk feature cache, computing only the misses) ->
-linear softmax head -> optional fine-tuning of the whole model -> a complete
-run directory (:mod:`hubcli.train.rundir`), written to a hidden sibling and
-swapped into place.
+linear head (chosen by cross-validation, or the fixed Keras head; softmax, or sigmoid
+for multi-label runs) -> optional fine-tuning of the whole model -> a complete run
+directory (:mod:`hubcli.train.rundir`), written to a hidden sibling and swapped into place.
+
+The test split never takes part in choosing anything; it is what the run is scored on.
+Without one, a ``--head auto`` run is scored on its out-of-fold predictions.
 
 Everything that depends on the kind of data lives in a
 :class:`~hubcli.train.modality.Modality` (``ImageModality``, ``TextModality``);
@@ -37,14 +40,20 @@ from hubcli import console
 from hubcli.errors import UsageError
 from hubcli.train import rundir
 from hubcli.train.batches import PREDICT_BATCH, in_batches
+from hubcli.train.class_weights import warn_if_imbalanced
 from hubcli.train.config import TrainConfig
 from hubcli.train.feature_cache import FeatureCache, features_root
 from hubcli.train.features import FeatureExtractor, raw_inputs
 from hubcli.train.fine_tune import fine_tune
-from hubcli.train.head import CLASSIFIER_LAYER, DROPOUT_LAYER, build_head, fit_head, merge_history, one_hot
-from hubcli.train.metrics import classification_metrics, plot_confusion_matrix, plot_training_curves
+from hubcli.train.gate import QualityGate
+from hubcli.train.head import CLASSIFIER_LAYER, DROPOUT_LAYER, merge_history
+from hubcli.train.head_fitting import FittedHead, cross_validated_score, fit_head_step
+from hubcli.train.labeling import label_kind
+from hubcli.train.metrics import plot_confusion_matrix, plot_selection_path, plot_training_curves
 from hubcli.train.modality import Modality, warn_skipped
 from hubcli.train.module_ref import ModuleRef
+from hubcli.train.multilabel_metrics import choose_thresholds
+from hubcli.train.selection import Augmented
 from hubcli.train.serving import save_serving_model
 from hubcli.train.splits import SPLITS, LabeledData
 
@@ -58,17 +67,29 @@ def train(
     output: str | os.PathLike,
     overwrite: bool = False,
     data_config: dict | None = None,
+    gate: QualityGate | None = None,
 ) -> dict:
     """Train a classifier on ``data`` and write the complete run directory ``output``.
 
-    ``data_config`` is recorded in run.json's ``config`` beside the training options.
+    ``data_config`` is recorded in run.json's ``config`` beside the training options. A
+    ``gate`` is only checked for being applicable here; the caller applies it to the summary.
     Returns the summary that ``--json`` prints (also the core of metrics.json).
     """
+    config.check()
     output = rundir.check_output(output, overwrite)
     if config.fine_tune and module.info.format == "tf1_hub":
         raise UsageError("--fine-tune needs a TF2 module; TF1 Hub format modules can only be used frozen")
     if config.augment_copies and not modality.supports_augmentation:
         raise UsageError(f"{modality.task} data has no augmentation; drop --augment")
+    if data.multi_label != config.multi_label:
+        raise UsageError("multi-label data (a manifest) needs --multi-label" if data.multi_label else "--multi-label needs a manifest of labels")
+    if gate is not None:
+        sizes = data.sizes()
+        out_of_fold = config.head == "auto" and not config.fine_tune
+        held_out = bool(sizes["test"] or sizes["validation"] or config.cv_folds or out_of_fold)
+        gate.check_options(multi_label=config.multi_label, held_out=held_out)
+    if not config.multi_label:
+        warn_if_imbalanced(data.class_counts(("train", "validation")), config.class_weight)
     with rundir.staged_run(output) as staging:
         summary = _Training(staging, modality, module, config).run(data, data_config or {})
     summary["output"] = str(output)
@@ -87,6 +108,9 @@ class _Training:
     y: dict[str, np.ndarray] = field(default_factory=dict)
     raw: dict[str, np.ndarray] = field(default_factory=dict)
 
+    def __post_init__(self):
+        self.kind = label_kind(multi_label=self.config.multi_label)
+
     def run(self, data: LabeledData, data_config: dict) -> dict:
         started = time.perf_counter()
         keras.utils.set_random_seed(self.config.seed)
@@ -94,30 +118,40 @@ class _Training:
         cache = FeatureCache(features_root(self.module.settings.cache_dir), self.module.sha256, self.modality.preprocessing)
         extractor = FeatureExtractor(self.modality, encoder, cache=cache, batch_size=self.config.extraction_batch_size)
         data = self._extract(extractor, data)
-        x_train, y_train = self._training_set(extractor, data)
+        augmented = self._augmented(extractor, data)
 
-        head = build_head(x_train.shape[1], len(data.labels), self.config)
         fit_started = time.perf_counter()
-        head_history = self._fit_head(head, x_train, y_train, len(data.labels))
+        fitted = fit_head_step(
+            {name: self.x[name] for name in ("train", "validation") if name in self.x}, self.y, config=self.config, kind=self.kind,
+            num_labels=len(data.labels), augmented=augmented,
+            log_dir=self.staging / rundir.LOGS_DIR / "head" if self.config.tensorboard else None,
+        )
         inputs = self.modality.keras_input()
-        classifier, dropout = head.get_layer(CLASSIFIER_LAYER), head.get_layer(DROPOUT_LAYER)
+        classifier, dropout = fitted.head.get_layer(CLASSIFIER_LAYER), fitted.head.get_layer(DROPOUT_LAYER)
         model = keras.Model(inputs, classifier(dropout(encoder(inputs))), name="classifier_model")
-        histories = [head_history]
+        histories = [fitted.history]
         if self.config.fine_tune:
             histories.append(self._fine_tune(model, encoder, data))
+            self._rethreshold(fitted, model)
         training_seconds = time.perf_counter() - fit_started
+        cv = self._cross_validate(len(data.labels)) if self.config.cv_folds else None
 
-        evaluated_on, metrics, validation_accuracy = self._score(head, model, data.labels)
+        evaluated_on, metrics, validation_accuracy = self._score(fitted, model, data.labels)
         history = merge_history(*histories)
-        self._write_artifacts(model, data, metrics, history, phase_starts=[len(head_history.get("loss", []))] if self.config.fine_tune else [])
+        self._write_artifacts(model, data, fitted, metrics, history, phase_starts=[len(fitted.history.get("loss", []))] if self.config.fine_tune else [])
         summary = {
             "task": self.modality.task,
+            "multi_label": self.config.multi_label,
             "labels": data.labels,
             "module": self.module.to_json(),
             "splits": data.sizes(),
             "evaluated_on": evaluated_on,
             **metrics,
             "validation_accuracy": validation_accuracy,
+            "head": self.config.head,
+            "class_weight": self.config.class_weight,
+            "selection": fitted.choice.to_json() if fitted.choice else None,
+            "cv": cv,
             "epochs_run": len(history.get("loss", [])),
             "fine_tuned": self.config.fine_tune,
             "training_time_s": round(training_seconds, 3),
@@ -133,6 +167,7 @@ class _Training:
             modality_fields=self.modality.run_fields(),
             labels=data.labels,
             config={**self.config.to_json(), **data_config, "data": data.origin},
+            thresholds=None if fitted.thresholds is None else [float(t) for t in fitted.thresholds],
         )
         (self.staging / rundir.METRICS_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
         return summary
@@ -150,61 +185,75 @@ class _Training:
             warn_skipped(self.modality.failures)
             data = LabeledData(data.labels, origin=data.origin, **kept_examples)
             data.check_classes()
-        self.y = {name: np.asarray([e.label for e in getattr(data, name)]) for name in self.x}
+        self.y = {name: self.kind.label_array(getattr(data, name), len(data.labels)) for name in self.x}
         return data
 
-    def _training_set(self, extractor: FeatureExtractor, data: LabeledData) -> tuple[np.ndarray, np.ndarray]:
-        """Training features and labels, with the cached augmented copies appended."""
-        x_train, y_train = self.x["train"], self.y["train"]
+    def _augmented(self, extractor: FeatureExtractor, data: LabeledData) -> Augmented | None:
+        """The cached augmented copies of the training examples, each tied to its original."""
         copies = self.config.augment_copies
-        for copy in range(copies):
-            features, kept = extractor.features(data.train, copy=copy, description=f"augmented features ({copy + 1}/{copies})")
-            x_train = np.concatenate([x_train, features])
-            y_train = np.concatenate([y_train, self.y["train"][kept]])
-        return x_train, y_train
-
-    def _fit_head(self, head: keras.Model, x_train: np.ndarray, y_train: np.ndarray, num_classes: int) -> dict:
-        validation = None
-        if "validation" in self.x:
-            validation = (self.x["validation"], one_hot(self.y["validation"], num_classes))
-        log_dir = self.staging / rundir.LOGS_DIR / "head" if self.config.tensorboard else None
-        return fit_head(head, (x_train, one_hot(y_train, num_classes)), validation, config=self.config, log_dir=log_dir)
+        if not copies:
+            return None
+        parts = [extractor.features(data.train, copy=copy, description=f"augmented features ({copy + 1}/{copies})") for copy in range(copies)]
+        source = np.concatenate([np.asarray(kept, dtype=np.int64) for _, kept in parts])
+        return Augmented(x=np.concatenate([features for features, _ in parts]), y=self.y["train"][source], source=source)
 
     def _fine_tune(self, model: keras.Model, encoder: keras.layers.Layer, data: LabeledData) -> dict:
-        """Fine-tune the whole model on raw inputs, which are kept in ``raw`` for scoring."""
+        """Fine-tune the model on raw inputs, which are kept in ``raw`` for scoring."""
         for name in SPLITS:
             examples = getattr(data, name)
             if examples:
                 self.raw[name] = raw_inputs(self.modality, examples, self.config.extraction_batch_size)
-        encoder.trainable = True
         log_dir = self.staging / rundir.LOGS_DIR / "fine_tune" if self.config.tensorboard else None
-        return fine_tune(model, self.modality, self.raw, self.y, config=self.config, num_classes=len(data.labels), log_dir=log_dir)
+        return fine_tune(model, encoder, self.modality, self.raw, self.y, config=self.config, kind=self.kind, num_classes=len(data.labels), log_dir=log_dir)
 
-    def _score(self, head: keras.Model, model: keras.Model, labels: list[str]) -> tuple[str, dict, float | None]:
-        """The split metrics are on, its metrics, and the validation accuracy (None without validation)."""
+    def _probabilities(self, fitted: FittedHead, model: keras.Model, split: str) -> np.ndarray:
+        # The head alone on cached features is the frozen model; a fine-tuned one must see inputs.
+        if self.config.fine_tune:
+            return in_batches(lambda batch: model(self.modality.model_inputs(tf.constant(batch)), training=False), self.raw[split])
+        return fitted.head.predict(self.x[split], batch_size=PREDICT_BATCH, verbose=0)
+
+    def _rethreshold(self, fitted: FittedHead, model: keras.Model) -> None:
+        """Fine-tuning moved the probabilities: a multi-label head's thresholds follow, on validation."""
+        if fitted.thresholds is not None and "validation" in self.raw:
+            fitted.thresholds = choose_thresholds(self.y["validation"], self._probabilities(fitted, model, "validation"))
+
+    def _cross_validate(self, num_labels: int) -> dict:
+        present = [name for name in SPLITS if name in self.x]
+        x_all = np.concatenate([self.x[name] for name in present])
+        y_all = np.concatenate([self.y[name] for name in present])
+        return cross_validated_score(x_all, y_all, config=self.config, kind=self.kind, num_labels=num_labels)
+
+    def _score(self, fitted: FittedHead, model: keras.Model, labels: list[str]) -> tuple[str, dict, float | None]:
+        """The split metrics are on, its metrics, and the validation accuracy (None when validation trained the head)."""
         has_validation = "validation" in self.x
-        evaluated_on = "test" if "test" in self.x else "validation" if has_validation else "train"
+        out_of_fold = fitted.choice is not None and not self.config.fine_tune
+        if "test" in self.x:
+            evaluated_on = "test"
+        elif out_of_fold:
+            evaluated_on = "out_of_fold"
+        else:
+            evaluated_on = "validation" if has_validation else "train"
         if evaluated_on == "train":
             console.warn("no validation or test examples; metrics are on the training data and say little")
-
-        def final_probabilities(split: str) -> np.ndarray:
-            # The head alone on cached features is the frozen model; a fine-tuned one must see inputs.
-            if self.config.fine_tune:
-                return in_batches(lambda batch: model(self.modality.model_inputs(tf.constant(batch)), training=False), self.raw[split])
-            return head.predict(self.x[split], batch_size=PREDICT_BATCH, verbose=0)
-
-        metrics = classification_metrics(self.y[evaluated_on], final_probabilities(evaluated_on), labels)
+        if evaluated_on == "out_of_fold":
+            y = np.concatenate([self.y[name] for name in ("train", "validation") if name in self.y])
+            metrics = self.kind.metrics(y, fitted.choice.out_of_fold, labels, fitted.thresholds)
+        else:
+            metrics = self.kind.metrics(self.y[evaluated_on], self._probabilities(fitted, model, evaluated_on), labels, fitted.thresholds)
         validation_accuracy = None
-        if has_validation:
-            validation_accuracy = classification_metrics(self.y["validation"], final_probabilities("validation"), labels)["accuracy"]
+        if has_validation and not out_of_fold and not self.kind.multi_label:
+            validation_accuracy = self.kind.metrics(self.y["validation"], self._probabilities(fitted, model, "validation"), labels)["accuracy"]
         return evaluated_on, metrics, validation_accuracy
 
-    def _write_artifacts(self, model: keras.Model, data: LabeledData, metrics: dict, history: dict, *, phase_starts: list[int]) -> None:
+    def _write_artifacts(
+        self, model: keras.Model, data: LabeledData, fitted: FittedHead, metrics: dict, history: dict, *, phase_starts: list[int]
+    ) -> None:
         """labels.txt, model.keras, model/, representative.npz and plots/ into the staging directory."""
         staging, labels = self.staging, data.labels
         (staging / rundir.LABELS_FILE).write_text("".join(f"{name}\n" for name in labels), encoding="utf-8")
         model.save(staging / rundir.KERAS_MODEL_FILE)
-        save_serving_model(model, self.modality.serving_signatures(model, labels), staging / rundir.SERVING_MODEL_DIR)
+        outputs = self.kind.serving_outputs(labels, fitted.thresholds)
+        save_serving_model(model, self.modality.serving_signatures(model, outputs), staging / rundir.SERVING_MODEL_DIR)
         picked = _evenly_spaced(len(data.train), self.modality.representative_limit)
         if "train" in self.raw:
             sample_raw = self.raw["train"][picked]
@@ -213,8 +262,12 @@ class _Training:
         self._save_representative(sample_raw, staging / rundir.REPRESENTATIVE_FILE)
         plots = staging / rundir.PLOTS_DIR
         plots.mkdir()
-        plot_training_curves(history, plots / "training_curves.png", phase_starts=phase_starts)
-        plot_confusion_matrix(metrics["confusion_matrix"], labels, plots / "confusion_matrix.png")
+        if history:
+            plot_training_curves(history, plots / "training_curves.png", phase_starts=phase_starts)
+        if fitted.choice is not None:
+            plot_selection_path(fitted.choice.curve, fitted.choice.l2, fitted.choice.extra["path_metric"], plots / "selection.png")
+        if "confusion_matrix" in metrics:
+            plot_confusion_matrix(metrics["confusion_matrix"], labels, plots / "confusion_matrix.png")
 
     def _save_representative(self, raw: np.ndarray, path: Path) -> None:
         inputs = self.modality.model_inputs(tf.constant(raw))

@@ -1,7 +1,9 @@
 """The classifier head on features, and its training on in-memory (cached) features.
 
-The head is dropout then an L2-regularised softmax layer, trained with label smoothing and
-early stopping on validation loss (best weights kept). Its layers are reused as they are on
+The head is dropout then an L2-regularised softmax (multi-label: sigmoid) layer. ``--head
+fixed`` trains it here with label smoothing and early stopping on validation loss (best
+weights kept); ``--head auto`` fits it by :mod:`hubcli.train.selection` and loads the result
+with :func:`head_for_fit`. Its layers are reused as they are on
 top of the encoder for the full model, so what was trained on cached features is what gets
 saved.
 
@@ -23,21 +25,24 @@ import tensorflow as tf
 
 from hubcli import console
 from hubcli.errors import UsageError
-from hubcli.train.config import TrainConfig
+from hubcli.train.config import OPTIMIZERS, TrainConfig
+from hubcli.train.logistic import LinearFit
 
-OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD", "rmsprop": "RMSprop", "nadam": "Nadam"}
 #: Names of the head's layers, which the full model reuses.
 DROPOUT_LAYER, CLASSIFIER_LAYER = "head_dropout", "classifier"
 
 
-def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
-    """The Keras optimizer ``name`` (a key of :data:`OPTIMIZERS`, any case) at ``learning_rate``."""
+def make_optimizer(name: str, learning_rate: float, *, schedule=None) -> keras.optimizers.Optimizer:
+    """The Keras optimizer ``name`` (a key of :data:`OPTIMIZERS`, any case) at ``learning_rate``.
+
+    ``schedule``, a Keras learning-rate schedule that peaks at ``learning_rate``, replaces the constant rate.
+    """
     class_name = OPTIMIZERS.get(name.lower())
     if class_name is None:
         raise UsageError(f"unknown optimizer {name!r}; choose from {', '.join(OPTIMIZERS)}")
     if learning_rate <= 0:
         raise UsageError(f"learning rate must be positive, got {learning_rate}")
-    return getattr(keras.optimizers, class_name)(learning_rate=learning_rate)
+    return getattr(keras.optimizers, class_name)(learning_rate=learning_rate if schedule is None else schedule)
 
 
 def one_hot(labels: Sequence[int], num_classes: int) -> np.ndarray:
@@ -50,25 +55,49 @@ def one_hot(labels: Sequence[int], num_classes: int) -> np.ndarray:
     return np.eye(num_classes, dtype=np.float32)[np.asarray(labels, dtype=np.int64)]
 
 
-def build_head(feature_dim: int, num_classes: int, config: TrainConfig) -> keras.Model:
-    """The head on features: dropout, then an L2-regularised softmax layer."""
+def build_head(feature_dim: int, num_classes: int, config: TrainConfig, *, activation: str = "softmax", l2: float | None = None) -> keras.Model:
+    """The head on features: dropout, then an L2-regularised softmax (or sigmoid) layer.
+
+    ``l2`` overrides ``config.l2`` as Keras counts it (``l2 * sum(W**2)`` added to the loss).
+    """
     features = keras.Input((feature_dim,), name="features")
     dropout = keras.layers.Dropout(config.dropout, name=DROPOUT_LAYER)
+    penalty = config.l2 if l2 is None else l2
     classifier = keras.layers.Dense(
-        num_classes, activation="softmax", kernel_regularizer=keras.regularizers.L2(config.l2), name=CLASSIFIER_LAYER
+        num_classes, activation=activation, kernel_regularizer=keras.regularizers.L2(penalty), name=CLASSIFIER_LAYER
     )
     return keras.Model(features, classifier(dropout(features)), name="head")
 
 
-def _compiled_steps(head: keras.Model, optimizer, train: tuple, config: TrainConfig):
+def head_for_fit(fit: LinearFit, l2: float, config: TrainConfig) -> keras.Model:
+    """A head that computes ``fit`` exactly (same Keras layers as :func:`build_head`).
+
+    The solver penalises ``l2 / 2 * ||W||^2``; Keras' L2 adds ``l * ||W||^2``, so a fine-tuned
+    head keeps the chosen strength as ``l2 / 2``.
+
+    Example:
+        >>> fit = LinearFit(np.eye(2), np.zeros(2), "softmax", 1, True)  # doctest: +SKIP
+        >>> head_for_fit(fit, 0.1, TrainConfig()).predict(np.eye(2)).argmax(1)  # doctest: +SKIP
+        array([0, 1])
+    """
+    head = build_head(fit.kernel.shape[0], fit.kernel.shape[1], config, activation=fit.activation, l2=l2 / 2)
+    head.get_layer(CLASSIFIER_LAYER).set_weights([fit.kernel.astype(np.float32), fit.bias.astype(np.float32)])
+    return head
+
+
+def _compiled_steps(head: keras.Model, optimizer, train: tuple, config: TrainConfig, sample_weight: np.ndarray | None):
     """Compiled functions: one whole training epoch over ``train`` in a given order, and an evaluation."""
     cross_entropy = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
     x_train, y_train = (tf.constant(v) for v in train)
+    weights = None if sample_weight is None else tf.constant(sample_weight, tf.float32)
     batch_size = config.batch_size
 
-    def total_loss(x_batch, y_batch, training):
+    def total_loss(x_batch, y_batch, training, chosen=None):
         probabilities = head(x_batch, training=training)
-        loss = cross_entropy(y_batch, probabilities)
+        if chosen is None or weights is None:
+            loss = cross_entropy(y_batch, probabilities)
+        else:
+            loss = cross_entropy(y_batch, probabilities, sample_weight=tf.gather(weights, chosen))
         if head.losses:
             loss += tf.add_n(head.losses)
         hits = tf.cast(tf.equal(tf.argmax(probabilities, -1), tf.argmax(y_batch, -1)), tf.float32)
@@ -81,7 +110,7 @@ def _compiled_steps(head: keras.Model, optimizer, train: tuple, config: TrainCon
         for step in tf.range(batches):
             chosen = order[step * batch_size : (step + 1) * batch_size]
             with tf.GradientTape() as tape:
-                loss, accuracy = total_loss(tf.gather(x_train, chosen), tf.gather(y_train, chosen), True)
+                loss, accuracy = total_loss(tf.gather(x_train, chosen), tf.gather(y_train, chosen), True, chosen)
             gradients = tape.gradient(loss, head.trainable_variables)
             optimizer.apply(gradients, head.trainable_variables)
             losses, accuracies = losses.write(step, loss), accuracies.write(step, accuracy)
@@ -90,16 +119,20 @@ def _compiled_steps(head: keras.Model, optimizer, train: tuple, config: TrainCon
     return train_epoch, tf.function(lambda x_eval, y_eval: total_loss(x_eval, y_eval, False))
 
 
-def fit_head(head: keras.Model, train: tuple, validation: tuple | None, *, config: TrainConfig, log_dir: Path | None = None) -> dict:
+def fit_head(
+    head: keras.Model, train: tuple, validation: tuple | None, *, config: TrainConfig, log_dir: Path | None = None,
+    sample_weight: np.ndarray | None = None,
+) -> dict:
     """Train the head on in-memory features; early stopping on validation loss, best weights kept.
 
-    ``train`` and ``validation`` are ``(features, one-hot labels)``. A compiled whole-epoch
+    ``train`` and ``validation`` are ``(features, one-hot labels)``; ``sample_weight`` weighs
+    the training examples (``--class-weight auto``). A compiled whole-epoch
     loop instead of ``Model.fit``: on cached features an epoch is a few milliseconds of
     math, and fit's per-epoch dataset and callback overhead would be most of a warm re-run.
     """
     optimizer = make_optimizer(config.optimizer, config.learning_rate)
     optimizer.build(head.trainable_variables)
-    train_epoch, evaluate = _compiled_steps(head, optimizer, train, config)
+    train_epoch, evaluate = _compiled_steps(head, optimizer, train, config, sample_weight)
     rng = np.random.default_rng(config.seed)
     history: dict[str, list[float]] = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}
     writer = tf.summary.create_file_writer(str(log_dir)) if log_dir is not None else None

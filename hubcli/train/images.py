@@ -34,7 +34,9 @@ from hubcli.config import Settings
 from hubcli.errors import DataError, InvalidModuleError, NotFoundError, UsageError
 from hubcli.train.class_folders import scan_class_folders
 from hubcli.train.config import TrainConfig
+from hubcli.train.gate import QualityGate
 from hubcli.train.image_decode import DECODER_VERSION, IMAGE_SUFFIXES, content_hash, decode_failure, decode_image, read_source
+from hubcli.train.manifest import MANIFEST_SUFFIXES, load_manifest
 from hubcli.train.module_ref import ModuleRef
 from hubcli.train.rundir import Run, default_output
 from hubcli.train.splits import Example, LabeledData
@@ -51,7 +53,8 @@ def scan_image_folder(root: str | os.PathLike) -> tuple[list[str], list[Example]
     """
     root = Path(root)
     if root.is_file():
-        raise DataError(f"{root} is a file, not a folder of class folders of images")
+        hint = "; for a multi-label manifest add --multi-label" if root.suffix.lower() in MANIFEST_SUFFIXES else ""
+        raise DataError(f"{root} is a file, not a folder of class folders of images{hint}")
     if not root.is_dir():
         raise NotFoundError(f"dataset folder {root} does not exist")
     found = scan_class_folders(root, suffixes=IMAGE_SUFFIXES)
@@ -196,16 +199,14 @@ class ImageModality:
 
         return HubLayer(module.layer_handle, trainable=trainable, settings=module.settings)
 
-    def serving_signatures(self, model, labels: Sequence[str]) -> dict:
+    def serving_signatures(self, model, outputs) -> dict:
         import tensorflow as tf
-
-        from hubcli.train.serving import classify_outputs
 
         height, width = self.image_size
 
         @tf.function(input_signature=[tf.TensorSpec([None, height, width, 3], tf.float32, name="images")])
         def serving_default(images):
-            return classify_outputs(model(images, training=False), labels)
+            return outputs(model(images, training=False))
 
         # In-graph decoding, so servers need no Python: JPEG/PNG/GIF/BMP/WebP, first frame,
         # antialiased bilinear resize. Unlike training (PIL) it cannot apply EXIF
@@ -218,7 +219,7 @@ class ImageModality:
                 return tf.clip_by_value(image / 255.0, 0.0, 1.0)
 
             images = tf.map_fn(decode, image_bytes, fn_output_signature=tf.TensorSpec([height, width, 3], tf.float32))
-            return classify_outputs(model(images, training=False), labels)
+            return outputs(model(images, training=False))
 
         return {"serving_default": serving_default, "serve_bytes": serve_bytes}
 
@@ -291,11 +292,13 @@ def retrain_images(
     validation_split: float = 0.1,
     test_split: float = 0.1,
     image_size: tuple[int, int] | None = None,
+    gate: QualityGate | None = None,
 ) -> dict:
     """The library behind ``hubcli retrain-images``: data + module -> a run directory.
 
-    ``data_dir`` is a class-folder (or pre-split) dataset, or None with ``tfds_name``;
-    ``image_size`` is needed only when the module does not say its own.
+    ``data_dir`` is a class-folder (or pre-split) dataset, a manifest with ``config.multi_label``,
+    or None with ``tfds_name``; ``image_size`` is needed only when the module does not say its own.
+    A ``gate`` is checked for being applicable before training; the caller applies it.
 
     Example:
         >>> summary = retrain_images("flowers/", "efficientnet_lite0", settings=Settings.load(), config=TrainConfig())  # doctest: +SKIP
@@ -304,9 +307,15 @@ def retrain_images(
     """
     from hubcli.train.core import train
 
+    config.check()
     if (data_dir is None) == (tfds_name is None):
         raise UsageError("give a DATA_DIR or --tfds NAME (one of them)")
-    if tfds_name:
+    if config.multi_label:
+        if tfds_name:
+            raise UsageError("--multi-label reads a manifest (CSV or JSONL), not --tfds")
+        data = load_manifest(data_dir, task="image", validation_split=validation_split, test_split=test_split)
+        name = Path(data_dir).resolve().stem
+    elif tfds_name:
         data = load_tfds(tfds_name, validation_split=validation_split, test_split=test_split)
         name = tfds_name
     else:
@@ -325,4 +334,5 @@ def retrain_images(
         output=output,
         overwrite=overwrite,
         data_config={"validation_split": validation_split, "test_split": test_split},
+        gate=gate,
     )

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 import tensorflow as tf
@@ -23,10 +24,12 @@ from hubcli import console
 from hubcli.errors import DataError, UsageError
 from hubcli.train.batches import PREDICT_BATCH
 from hubcli.train.images import ImageModality
-from hubcli.train.metrics import classification_metrics
+from hubcli.train.labeling import label_kind
+from hubcli.train.manifest import read_manifest
 from hubcli.train.modality import Modality, warn_skipped
 from hubcli.train.rundir import Run, open_run
 from hubcli.train.serving import ServingModel
+from hubcli.train.splits import Example
 from hubcli.train.text import TextModality, read_sentences
 
 _MODALITIES: dict[str, type[Modality]] = {"image": ImageModality, "text": TextModality}
@@ -44,41 +47,66 @@ def evaluate(model_path: str | os.PathLike, data_path: str | os.PathLike, **load
     """Metrics of a run's model on a labelled dataset (same keys as training's metrics).
 
     Class names must be the model's; a class the model does not know is an error.
-    ``load_options`` go to the modality's reader (text: ``text_column``, ``label_column``, ``encoding``).
+    ``load_options`` go to the modality's reader (text: ``text_column``, ``label_column``,
+    ``encoding``). A multi-label run reads a manifest and scores with the run's thresholds.
     """
     run = open_run(model_path)
     modality = modality_for_run(run)
-    data_labels, examples = modality.load_evaluation_data(data_path, **load_options)
+    kind = label_kind(multi_label=run.multi_label)
+    data_labels, examples = _evaluation_data(run, modality, data_path, load_options)
     unknown = [name for name in data_labels if name not in run.labels]
     if unknown:
-        raise DataError(
-            f"class(es) {', '.join(map(repr, unknown))} in {data_path} are not among the model's labels: {', '.join(run.labels)}"
-        )
+        noun = "label(s)" if run.multi_label else "class(es)"
+        raise DataError(f"{noun} {', '.join(map(repr, unknown))} in {data_path} are not among the model's labels: {', '.join(run.labels)}")
     if not examples:
         raise DataError(f"{data_path} has no examples to evaluate")
-    to_run_index = [run.labels.index(name) for name in data_labels]
+    examples = _relabelled(examples, [run.labels.index(name) for name in data_labels])
     serving = ServingModel(run)
-    truth, probabilities = [], []
+    kept, probabilities = [], []
     with console.progress_bar(len(examples), "evaluating", unit="ex") as bar:
         for positions, raw in modality.iter_inputs(examples, PREDICT_BATCH):
             probabilities.append(serving.probabilities(modality.model_inputs(tf.constant(raw)).numpy()))
-            truth.extend(to_run_index[examples[p].label] for p in positions)
+            kept.extend(examples[p] for p in positions)
             bar.update(len(positions))
     warn_skipped(modality.failures)
-    if not truth:
+    if not kept:
         raise DataError(f"none of the examples in {data_path} could be read")
-    metrics = classification_metrics(truth, np.concatenate(probabilities), run.labels)
+    truth = kind.label_array(kept, len(run.labels))
+    metrics = kind.metrics(truth, np.concatenate(probabilities), run.labels, None if run.thresholds is None else np.asarray(run.thresholds))
     return {
         "model": str(run.path),
         "data": str(data_path),
         "task": run.task,
+        "multi_label": run.multi_label,
         **metrics,
         "skipped": [{"key": key, "reason": reason} for key, reason in modality.failures],
     }
 
 
+def _evaluation_data(run: Run, modality: Modality, data_path, load_options: dict) -> tuple[list[str], list[Example]]:
+    """Label names and examples to evaluate ``run`` on: its modality's data, or a manifest for a multi-label run."""
+    if not run.multi_label:
+        return modality.load_evaluation_data(data_path, **load_options)
+    if load_options.get("text_column") or load_options.get("label_column"):
+        raise UsageError("a multi-label run is evaluated on a manifest, whose columns are fixed; drop --text-column/--label-column")
+    manifest = read_manifest(data_path, task=run.task, encoding=load_options.get("encoding") or "utf-8")
+    return manifest.labels, manifest.examples
+
+
+def _relabelled(examples: Sequence[Example], to_run_index: Sequence[int]) -> list[Example]:
+    """The examples with label indices of the data replaced by the run's."""
+    def relabel(label):
+        return tuple(sorted(to_run_index[i] for i in label)) if isinstance(label, tuple) else to_run_index[label]
+
+    return [replace(example, label=relabel(example.label)) for example in examples]
+
+
 def predict(model_path: str | os.PathLike, items: Sequence[str], top_k: int = 1) -> dict:
-    """Top-k classes for each item (image files, or sentences for a text run)."""
+    """Top-k classes for each item (image files, or sentences for a text run).
+
+    A multi-label run also lists, under ``labels``, every label whose probability reaches
+    its threshold (most probable first), with the threshold.
+    """
     if top_k < 1:
         raise UsageError("--top-k must be at least 1")
     if not items:
@@ -89,11 +117,16 @@ def predict(model_path: str | os.PathLike, items: Sequence[str], top_k: int = 1)
     k = min(top_k, len(run.labels))
     predictions = []
     for item, row in zip(items, probabilities, strict=True):
-        best = np.argsort(-row)[:k]
-        predictions.append(
-            {"input": str(item), "top": [{"label": run.labels[i], "probability": round(float(row[i]), 6)} for i in best]}
-        )
-    return {"model": str(run.path), "task": run.task, "predictions": predictions}
+        order = np.argsort(-row)
+        prediction = {"input": str(item), "top": [{"label": run.labels[i], "probability": round(float(row[i]), 6)} for i in order[:k]]}
+        if run.thresholds is not None:
+            prediction["labels"] = [
+                {"label": run.labels[i], "probability": round(float(row[i]), 6), "threshold": run.thresholds[i]}
+                for i in order
+                if row[i] >= run.thresholds[i]
+            ]
+        predictions.append(prediction)
+    return {"model": str(run.path), "task": run.task, "multi_label": run.multi_label, "predictions": predictions}
 
 
 def prediction_items(model_path: str | os.PathLike, *, files: Sequence[str] = (), texts: Sequence[str] | None = None, stdin=None) -> list[str]:

@@ -92,6 +92,12 @@ def _module_callable(module, signature: str | None, format_name: str):
     return module.__call__, "training" in parameters
 
 
+def _layer_name(variable_name: str) -> str:
+    """``blocks_15/project_bn/beta:0`` -> ``blocks_15/project_bn``; a name without a path is its own layer."""
+    name = variable_name.split(":")[0]
+    return name.rsplit("/", 1)[0] if "/" in name else name
+
+
 def _share_variable(tf_variable: tf.Variable, trainable: bool) -> keras.Variable:
     """A Keras variable whose storage *is* ``tf_variable`` (no copy, same handle)."""
     name = tf_variable.name.split(":")[0].replace("/", "_")
@@ -159,8 +165,14 @@ class HubLayer(keras.layers.Layer):
         self._function, self._takes_training = _module_callable(self._module, signature, self.info.format)
 
         trainable_ids = {id(v) for v in getattr(self._module, "trainable_variables", ())}
+        #: (Keras variable, the module's own variable name), in the module's order: input side first.
+        self._module_variables = []
         for variable in getattr(self._module, "variables", ()):
-            self._track_variable(_share_variable(variable, trainable=id(variable) in trainable_ids))
+            shared = _share_variable(variable, trainable=id(variable) in trainable_ids)
+            self._track_variable(shared)
+            self._module_variables.append((shared, variable.name))
+        #: Set when only part of the module is fine-tuned: the rest, batch-norm statistics included, stays as pretrained.
+        self._inference_only = False
         self._output_dim = self.info.output_dim or self._traced_output_dim()
         self.built = True
 
@@ -201,7 +213,7 @@ class HubLayer(keras.layers.Layer):
         kwargs = dict(self.arguments)
         if self._takes_training:
             # Frozen means inference mode all the way down (batch norm keeps its moving statistics).
-            kwargs["training"] = bool(training) and self.trainable
+            kwargs["training"] = bool(training) and self.trainable and not self._inference_only
         if self.signature is not None or self.info.format == TF1_HUB:
             input_name = next(iter(self._function.structured_input_signature[1]))
             outputs = self._function(**{input_name: inputs}, **kwargs)
@@ -225,6 +237,27 @@ class HubLayer(keras.layers.Layer):
                 f"module returns several outputs ({', '.join(sorted(outputs))}); choose one with output_key"
             )
         return outputs[key]
+
+    def train_top_layers(self, count: int) -> int:
+        """Make only the module's top ``count`` layers trainable; returns how many it has.
+
+        A layer is the variables that share a name up to their last part (``blocks_15/project_bn/beta``
+        belongs to ``blocks_15/project_bn``), in the module's order, so the top layers are the
+        ones nearest the output. The module then runs in inference mode while training: the
+        frozen layers' batch-norm statistics must not drift under weights they were not made for.
+
+        Example:
+            >>> encoder = HubLayer(".modules/efficientnet_lite0_feature_vector", trainable=True)  # doctest: +SKIP
+            >>> encoder.train_top_layers(2), [v.name for v in encoder.trainable_weights]  # doctest: +SKIP
+            (82, ['head_conv_kernel', 'head_bn_gamma', 'head_bn_beta'])
+        """
+        layers = list(dict.fromkeys(_layer_name(name) for variable, name in self._module_variables if variable.trainable))
+        top = set(layers[-count:])
+        for variable, name in self._module_variables:
+            if variable.trainable and _layer_name(name) not in top:
+                variable.trainable = False
+        self._inference_only = True
+        return len(layers)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.output_dim)
@@ -277,6 +310,10 @@ class PreprocessedEncoder(keras.layers.Layer):
     @property
     def takes_strings(self) -> bool:
         return True
+
+    def train_top_layers(self, count: int) -> int:
+        """Fine-tune only the encoder's top ``count`` layers (see :meth:`HubLayer.train_top_layers`)."""
+        return self.encoder.train_top_layers(count)
 
     def call(self, inputs, training=None):
         return self.encoder(self.preprocessor(inputs), training=training)

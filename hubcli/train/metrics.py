@@ -6,8 +6,8 @@ out of ``retrain-images``, ``classify-text`` and ``evaluate``.
 Example:
     >>> import numpy as np
     >>> metrics = classification_metrics([0, 1, 1], np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]]), ["cat", "dog"])
-    >>> metrics["accuracy"], metrics["confusion_matrix"]
-    (0.6667, [[1, 0], [1, 1]])
+    >>> metrics["accuracy"], metrics["balanced_accuracy"], metrics["confusion_matrix"]
+    (0.6667, 0.75, [[1, 0], [1, 1]])
     >>> metrics["per_class"]["dog"]
     {'precision': 1.0, 'recall': 0.5, 'f1': 0.6667, 'support': 2}
 """
@@ -32,7 +32,7 @@ def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], num_classes: 
 
 
 def classification_metrics(y_true: Sequence[int], probabilities: np.ndarray, labels: Sequence[str]) -> dict:
-    """Accuracy, mean cross-entropy, per-class precision/recall/F1/support, macro F1, confusion matrix."""
+    """Accuracy, balanced accuracy, mean cross-entropy, per-class precision/recall/F1/support, macro F1, confusion matrix."""
     y_true = np.asarray(y_true, dtype=np.int64)
     probabilities = np.asarray(probabilities, dtype=np.float64)
     y_pred = probabilities.argmax(axis=1) if len(y_true) else np.zeros(0, np.int64)
@@ -48,8 +48,11 @@ def classification_metrics(y_true: Sequence[int], probabilities: np.ndarray, lab
     # Macro F1 over the classes the data has or the model predicted (as scikit-learn does):
     # evaluating on a subset of a model's classes must not count the absent ones as F1 = 0.
     seen = [name for index, name in enumerate(labels) if matrix[index, :].sum() or matrix[:, index].sum()]
+    # Balanced accuracy: mean recall over the classes the data has (imbalance-proof accuracy).
+    present = [name for index, name in enumerate(labels) if matrix[index, :].sum()]
     return {
         "accuracy": _ratio((y_pred == y_true).sum(), len(y_true)),
+        "balanced_accuracy": round(float(np.mean([per_class[name]["recall"] for name in present])), 4) if present else 0.0,
         "loss": round(float(-np.log(np.clip(picked, 1e-7, 1.0)).mean()), 4) if len(y_true) else None,
         "examples": int(len(y_true)),
         "macro_f1": round(float(np.mean([per_class[name]["f1"] for name in seen])), 4) if seen else 0.0,
@@ -100,6 +103,22 @@ def plot_training_curves(history: dict[str, list[float]], path: str | Path, phas
         axes.set_xlabel("epoch")
         axes.set_title(metric)
         axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def plot_selection_path(curve: Sequence[tuple[float, float, float]], chosen: float, metric: str, path: str | Path) -> None:
+    """``--head auto``'s cross-validated score (mean, +/- std band) per L2 strength, the chosen one marked."""
+    plt = _pyplot()
+    strengths, means, stds = (np.asarray(values, dtype=np.float64) for values in zip(*curve, strict=True))
+    figure, axes = plt.subplots(figsize=(6, 4))
+    axes.plot(strengths, means, "o-", label=f"cross-validated {metric.replace('_', ' ')}")
+    axes.fill_between(strengths, means - stds, means + stds, alpha=0.2)
+    axes.axvline(chosen, color="grey", linestyle=":", label=f"chosen l2 = {chosen:.0e}")
+    axes.set_xscale("log")
+    axes.set_xlabel("l2 strength")
+    axes.legend()
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)

@@ -21,7 +21,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
@@ -85,9 +85,10 @@ class Modality(Protocol):
         """The layer from model inputs to features (a HubLayer, or a preprocessor and encoder pair)."""
         ...
 
-    def serving_signatures(self, model: keras.Model, labels: Sequence[str]) -> dict:
-        """``tf.function``\\ s with input signatures for ``model/``; each returns
-        :func:`hubcli.train.serving.classify_outputs` of the model's probabilities."""
+    def serving_signatures(self, model: keras.Model, outputs: Callable[[tf.Tensor], dict]) -> dict:
+        """``tf.function``\\ s with input signatures for ``model/``; each returns ``outputs`` of
+        the model's probabilities (:func:`hubcli.train.serving.classify_outputs` or
+        :func:`~hubcli.train.serving.multilabel_outputs`)."""
         ...
 
     def run_fields(self) -> dict:

@@ -12,8 +12,9 @@ A run directory holds (names are this module's constants)::
 
 ``run.json`` (schema ``hubcli.run/1``): ``schema``, ``task`` (``"image"`` or ``"text"``),
 ``module`` (``handle``, ``path``, ``sha256``, ``op_libraries``), ``image_size`` (``[h, w]``
-or null), ``preprocessor`` (text runs: a module record or null), ``labels``, ``config``,
-``representative`` and ``created``. It is parsed here, once, into a :class:`Run`.
+or null), ``preprocessor`` (text runs: a module record or null), ``labels``,
+``multi_label`` and ``thresholds`` (one per label, or null for a single-label run; a run
+written without them is single-label), ``config``, ``representative`` and ``created``. It is parsed here, once, into a :class:`Run`.
 
 A run is written into a hidden sibling (:func:`staged_run`) and swapped into place complete,
 so a reader never sees half a run and a failed run leaves an old one intact.
@@ -99,6 +100,12 @@ class Run:
     preprocessor: dict | None = None
     #: Module handle -> the directory the run resolved it to (its module and any preprocessor).
     module_paths: dict[str, str] = field(default_factory=dict)
+    #: Per-label decision thresholds of a multi-label run; None for a single-label run.
+    thresholds: tuple[float, ...] | None = None
+
+    @property
+    def multi_label(self) -> bool:
+        return self.thresholds is not None
 
     @property
     def serving_model(self) -> Path:
@@ -167,6 +174,10 @@ def open_run(path: str | os.PathLike) -> Run:
     try:
         meta = json.loads(run_file.read_text(encoding="utf-8"))
         task, labels = meta["task"], list(meta["labels"])
+        thresholds = meta.get("thresholds")
+        thresholds = None if thresholds is None else tuple(float(value) for value in thresholds)
+        if thresholds is not None and len(thresholds) != len(labels):
+            raise ValueError(f"{len(thresholds)} thresholds for {len(labels)} labels")
     except (ValueError, KeyError, TypeError) as err:
         raise ExportError(f"{run_file} is damaged: {err}") from None
     size = meta.get("image_size")
@@ -178,7 +189,7 @@ def open_run(path: str | os.PathLike) -> Run:
     }
     return Run(
         run_dir, task, labels, tuple(size) if size else None, meta.get("representative"),
-        module=parts[0], preprocessor=parts[1], module_paths=module_paths,
+        module=parts[0], preprocessor=parts[1], module_paths=module_paths, thresholds=thresholds,
     )
 
 
@@ -227,15 +238,21 @@ def staged_run(output: Path) -> Iterator[Path]:
 
 
 def write_run_record(
-    directory: Path, *, task: str, module: dict, modality_fields: dict, labels: Sequence[str], config: dict
+    directory: Path, *, task: str, module: dict, modality_fields: dict, labels: Sequence[str], config: dict,
+    thresholds: Sequence[float] | None = None,
 ) -> None:
-    """Write ``run.json`` into ``directory``; ``modality_fields`` are the modality's own keys (``image_size``...)."""
+    """Write ``run.json`` into ``directory``; ``modality_fields`` are the modality's own keys (``image_size``...).
+
+    ``thresholds`` (one per label) make it a multi-label run.
+    """
     record = {
         "schema": RUN_SCHEMA,
         "task": task,
         "module": module,
         **modality_fields,
         "labels": list(labels),
+        "multi_label": thresholds is not None,
+        "thresholds": None if thresholds is None else list(thresholds),
         "config": config,
         "representative": REPRESENTATIVE_FILE,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -2,7 +2,8 @@
 
 Every run's ``model/`` SavedModel has a ``serving_default`` signature (float images in [0, 1],
 or strings) and, for images, ``serve_bytes`` (encoded images); each returns
-``probabilities`` and ``classes`` (the top-1 class name). Evaluate, predict and the export
+``probabilities`` and ``classes`` (the top-1 class name), or for a multi-label run
+``probabilities``, ``thresholds`` and ``predicted`` (each [batch, labels]). Evaluate, predict and the export
 checks all compute a run's answers through :class:`ServingModel`, so they agree by
 construction.
 
@@ -31,6 +32,16 @@ def classify_outputs(probabilities: tf.Tensor, labels: Sequence[str]) -> dict:
     """The serving outputs every run model returns: probabilities and the top-1 class name."""
     names = tf.constant(list(labels))
     return {"probabilities": probabilities, "classes": tf.gather(names, tf.argmax(probabilities, axis=-1))}
+
+
+def multilabel_outputs(probabilities: tf.Tensor, thresholds: Sequence[float]) -> dict:
+    """The serving outputs of a multi-label run: per-label probabilities, thresholds and decisions.
+
+    ``thresholds`` and ``predicted`` have the shape of ``probabilities`` ([batch, labels]), so
+    every output of a signature describes the same examples.
+    """
+    limits = tf.broadcast_to(tf.constant(np.asarray(thresholds, dtype=np.float32)), tf.shape(probabilities))
+    return {"probabilities": probabilities, "thresholds": limits, "predicted": probabilities >= limits}
 
 
 def save_serving_model(model: keras.Model, signatures: dict, path: Path) -> None:

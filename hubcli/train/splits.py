@@ -38,12 +38,13 @@ class Example:
     """One labelled example.
 
     ``key`` identifies it stably (relative path, ``file.tsv:12``) for splitting and
-    messages; ``source`` is modality-specific (a Path or encoded bytes for images, a
-    str for text); ``split`` is set when the dataset brings its own split.
+    messages; ``label`` is a class index, or for multi-label data a sorted tuple of label
+    indices (possibly empty); ``source`` is modality-specific (a Path or encoded bytes for
+    images, a str for text); ``split`` is set when the dataset brings its own split.
     """
 
     key: str
-    label: int
+    label: int | tuple[int, ...]
     source: Any
     split: str | None = None
 
@@ -116,18 +117,36 @@ class LabeledData:
     def all_examples(self) -> list[Example]:
         return [*self.train, *self.validation, *self.test]
 
+    @property
+    def multi_label(self) -> bool:
+        """Whether examples carry label tuples (a multi-label manifest) rather than one class."""
+        return any(isinstance(example.label, tuple) for example in self.all_examples())
+
+    def class_counts(self, splits: Sequence[str] = SPLITS) -> dict[str, int]:
+        """Examples per class (per label, for multi-label data) in ``splits``, every class listed."""
+        counts = _label_counts(example for name in splits for example in getattr(self, name))
+        return {name: counts.get(index, 0) for index, name in enumerate(self.labels)}
+
     def check_classes(self) -> None:
         """One clear DataError for a dataset that cannot train a classifier."""
-        if len(self.labels) < 2:
+        noun = "label" if self.multi_label else "class"
+        if len(self.labels) < (1 if self.multi_label else 2):
             found = f"only one class ({self.labels[0]!r})" if self.labels else "no classes"
             raise DataError(f"a classifier needs at least 2 classes; found {found}")
-        counts = Counter(example.label for example in self.all_examples())
-        too_few = [f"{self.labels[i]!r} ({counts.get(i, 0)})" for i in range(len(self.labels)) if counts.get(i, 0) < MIN_EXAMPLES_PER_CLASS]
+        counts = self.class_counts()
+        too_few = [f"{name!r} ({count})" for name, count in counts.items() if count < MIN_EXAMPLES_PER_CLASS]
         if too_few:
             raise DataError(
-                f"each class needs at least {MIN_EXAMPLES_PER_CLASS} usable examples; too few in: {', '.join(too_few)}"
+                f"each {noun} needs at least {MIN_EXAMPLES_PER_CLASS} usable examples; too few in: {', '.join(too_few)}"
             )
-        in_train = Counter(example.label for example in self.train)
-        missing = [repr(self.labels[i]) for i in range(len(self.labels)) if not in_train.get(i)]
+        missing = [repr(name) for name, count in self.class_counts(("train",)).items() if not count]
         if missing:
-            raise DataError(f"no training examples for class {', '.join(missing)}; lower --validation-split/--test-split")
+            raise DataError(f"no training examples for {noun} {', '.join(missing)}; lower --validation-split/--test-split")
+
+
+def _label_counts(examples) -> Counter:
+    """How many examples carry each label index (an int label, or each index of a label tuple)."""
+    counts: Counter = Counter()
+    for example in examples:
+        counts.update(example.label if isinstance(example.label, tuple) else (example.label,))
+    return counts

@@ -23,6 +23,8 @@ from hubcli.config import Settings
 from hubcli.errors import DataError, NotFoundError, UsageError
 from hubcli.train.batches import batch_bounds
 from hubcli.train.config import TrainConfig
+from hubcli.train.gate import QualityGate
+from hubcli.train.manifest import load_manifest
 from hubcli.train.module_ref import ModuleRef
 from hubcli.train.rundir import Run, default_output
 from hubcli.train.splits import Example
@@ -91,14 +93,12 @@ class TextModality:
 
         return PreprocessedEncoder(self.preprocessor.layer_handle, module.layer_handle, trainable=trainable, settings=module.settings)
 
-    def serving_signatures(self, model, labels: Sequence[str]) -> dict:
+    def serving_signatures(self, model, outputs) -> dict:
         import tensorflow as tf
-
-        from hubcli.train.serving import classify_outputs
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
         def serving_default(text):
-            return classify_outputs(model(text, training=False), labels)
+            return outputs(model(text, training=False))
 
         return {"serving_default": serving_default}
 
@@ -174,12 +174,14 @@ def classify_text(
     validation_split: float = 0.1,
     test_split: float = 0.1,
     tfds_data_dir=None,
+    gate: QualityGate | None = None,
 ) -> dict:
     """The library behind ``hubcli classify-text``: labelled sentences + text module -> a run directory.
 
-    ``data`` is a path (any form :func:`load_text_dataset` reads), ``None`` with
-    ``tfds_name``, or a :class:`TextDataset` already loaded (the CLI loads it
-    first, so bad data is reported before TensorFlow starts).
+    ``data`` is a path (any form :func:`load_text_dataset` reads, or a manifest with
+    ``config.multi_label``), ``None`` with ``tfds_name``, or a :class:`TextDataset` already
+    loaded. Bad data and a wrong module are reported before TensorFlow starts. A ``gate`` is
+    checked for being applicable before training; the caller applies it.
 
     Example:
         >>> from hubcli import Settings  # doctest: +SKIP
@@ -188,13 +190,19 @@ def classify_text(
         >>> summary["accuracy"], summary["output"]  # doctest: +SKIP
         (0.8913, 'runs/imdb_labelled')
     """
-    if isinstance(data, TextDataset):
-        dataset = data
+    config.check()
+    if config.multi_label:
+        if tfds_name or text_column or label_column or isinstance(data, TextDataset):
+            raise UsageError("--multi-label reads a manifest (CSV with text,labels columns, or JSONL); drop --tfds/--text-column/--label-column")
+        split = load_manifest(data, task="text", validation_split=validation_split, test_split=test_split, encoding=encoding)
+        source, data_config = split.origin, {"format": "manifest"}
     else:
-        dataset = load_text_dataset(
+        dataset = data if isinstance(data, TextDataset) else load_text_dataset(
             data, tfds=tfds_name, text_column=text_column, label_column=label_column, encoding=encoding, tfds_data_dir=tfds_data_dir
         )
-    split = dataset.split(validation_split, test_split)
+        split = dataset.split(validation_split, test_split)
+        source = dataset.source
+        data_config = {"format": dataset.format, "columns": dataset.columns or None, "skipped_empty_texts": dataset.skipped_empty}
     check_text_module(module_handle, preprocessor_handle, settings)
     # Imported only now, so bad data or a wrong module is reported without waiting for TensorFlow.
     from hubcli.train.core import train
@@ -202,17 +210,11 @@ def classify_text(
     module = ModuleRef.resolve(module_handle, settings)
     preprocessor = ModuleRef.resolve(preprocessor_handle, settings) if preprocessor_handle else None
     if output is None:
-        source = Path(dataset.source.removeprefix("tfds:")).resolve()
-        output = default_output(source.stem if source.is_file() else source.name)
-    data_config = {
-        "validation_split": validation_split,
-        "test_split": test_split,
-        "format": dataset.format,
-        "columns": dataset.columns or None,
-        "skipped_empty_texts": dataset.skipped_empty,
-    }
+        origin = Path(source.removeprefix("tfds:")).resolve()
+        output = default_output(origin.stem if origin.is_file() else origin.name)
+    data_config = {"validation_split": validation_split, "test_split": test_split, **data_config}
     return train(
-        split, TextModality(preprocessor), module=module, config=config, output=output, overwrite=overwrite, data_config=data_config
+        split, TextModality(preprocessor), module=module, config=config, output=output, overwrite=overwrite, data_config=data_config, gate=gate
     )
 
 

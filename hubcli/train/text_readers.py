@@ -237,8 +237,13 @@ def _guess_label_column(names: list[str], values: dict[str, list], text_name: st
 # --- JSONL -------------------------------------------------------------------------------------
 
 
-def _read_jsonl(path: Path, encoding: str, text_column: str | None, label_column: str | None):
-    text = decode_text(path.read_bytes(), path, encoding)
+def json_records(path: Path, text: str) -> list[tuple[int, dict]]:
+    """``(line number, object)`` for each non-blank line of a decoded JSONL file; bad lines are one DataError.
+
+    Example:
+        >>> json_records(Path("m.jsonl"), '{"text": "hi"}\\n\\n{"text": "yo"}\\n')
+        [(1, {'text': 'hi'}), (3, {'text': 'yo'})]
+    """
     records: list[tuple[int, dict]] = []
     for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
@@ -250,6 +255,11 @@ def _read_jsonl(path: Path, encoding: str, text_column: str | None, label_column
         if not isinstance(record, dict):
             raise DataError(f"{path}:{number}: expected a JSON object per line, got {type(record).__name__}")
         records.append((number, record))
+    return records
+
+
+def _read_jsonl(path: Path, encoding: str, text_column: str | None, label_column: str | None):
+    records = json_records(path, decode_text(path.read_bytes(), path, encoding))
     if not records:
         raise DataError(f"no labelled texts found in {path}")
     names = list(dict.fromkeys(key for _, record in records for key in record))

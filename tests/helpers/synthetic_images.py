@@ -46,3 +46,32 @@ def make_image_dataset(root, per_class: int = 12, classes=None, seed: int = 0, s
             suffix = "jpg" if index % 2 == 0 else "png"
             image.save(folder / f"{name}_{index:03d}.{suffix}", quality=90)
     return root
+
+
+#: Multi-label shapes: (label, colour, corner). An image holds any subset of them.
+MULTILABEL_SHAPES = (("red", (220, 40, 40), "top_left"), ("green", (40, 200, 60), "bottom_right"), ("blue", (50, 70, 230), "top_right"))
+
+
+def make_multilabel_dataset(root, count: int = 60, seed: int = 0, size: int = 48) -> Path:
+    """``root/images/<n>.png`` each holding a random subset of the coloured squares, and
+    ``root/labels.csv`` (``path,labels``) naming them; returns the manifest's path.
+    """
+    root = Path(root)
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for index in range(count):
+        present = [shape for shape in MULTILABEL_SHAPES if rng.random() < 0.45]
+        base = np.clip(128 + rng.normal(0, 18, (size, size, 3)), 0, 255).astype(np.uint8)
+        image = Image.fromarray(base, "RGB")
+        draw = ImageDraw.Draw(image)
+        for _, colour, corner in present:
+            extent = int(size * rng.uniform(0.3, 0.42))
+            x0 = 1 if "left" in corner else size - extent - 1
+            y0 = 1 if "top" in corner else size - extent - 1
+            draw.rectangle([x0, y0, x0 + extent, y0 + extent], fill=colour)
+        image.save(root / "images" / f"{index:03d}.png")
+        rows.append(f"images/{index:03d}.png,{';'.join(name for name, _, _ in present)}\n")
+    manifest = root / "labels.csv"
+    manifest.write_text("path,labels\n" + "".join(rows), encoding="utf-8")
+    return manifest

@@ -129,3 +129,25 @@ def build_tfds_dataset(data_dir: Path, rows, name: str = "tiny_reviews_for_hubcl
         check=True, capture_output=True, text=True,
     )
     return name
+
+
+def multilabel_corpus(count: int = 60, seed: int = 0) -> list[tuple[str, list[str]]]:
+    """``[(sentence, labels), ...]``: each of the CLASS_WORDS topics is in a sentence with
+    probability 0.45 and then brings two of its words; filler pads every sentence."""
+    rng = random.Random(seed)
+    rows, seen = [], set()
+    while len(rows) < count:
+        labels = sorted(name for name in CLASS_WORDS if rng.random() < 0.45)
+        words = [word for name in labels for word in rng.sample(CLASS_WORDS[name], 2)] + rng.sample(FILLER, 3)
+        rng.shuffle(words)
+        sentence = " ".join(words)
+        if sentence not in seen:
+            seen.add(sentence)
+            rows.append((sentence, labels))
+    return rows
+
+
+def write_jsonl_manifest(path: Path, rows) -> Path:
+    """A multi-label JSONL manifest: ``{"text": ..., "labels": [...]}`` per line."""
+    path.write_text("".join(json.dumps({"text": text, "labels": labels}) + "\n" for text, labels in rows), encoding="utf-8")
+    return path
