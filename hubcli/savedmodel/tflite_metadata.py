@@ -1,0 +1,302 @@
+"""TFLite Model Metadata, the schema MediaPipe Tasks, ML Kit and the TFLite Task Library read, without TensorFlow.
+
+The metadata is a FlatBuffer of ``metadata_schema.fbs`` (file identifier
+``M001``) stored in one of the model's buffers and named ``TFLITE_METADATA``
+in the model's ``metadata`` list. Files it mentions (``labels.txt``,
+``vocab.txt``) are packed as an uncompressed zip archive appended to the
+model flatbuffer; TFLite ignores the trailing bytes and zip readers find the
+archive from its end.
+
+:data:`METADATA_SCHEMA` lists the schema's tables in declaration order (schema
+version 1.5.0); :data:`MODEL_SCHEMA` the part of TFLite's own ``schema.fbs``
+needed to find the metadata and describe the input and output tensors. Both
+are read with :mod:`hubcli.savedmodel.flatbuf`.
+
+Example:
+    >>> data = Path("flowers.tflite").read_bytes()  # doctest: +SKIP
+    >>> summary = describe_tflite(data)  # doctest: +SKIP
+    >>> summary["metadata"]["name"], summary["labels"][:2]  # doctest: +SKIP
+    ('flowers', ['daisy', 'dandelion'])
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+from hubcli.savedmodel.flatbuf import Field, FlatBufferError, Schema, decode
+
+METADATA_NAME = "TFLITE_METADATA"
+METADATA_IDENTIFIER = b"M001"
+MODEL_IDENTIFIER = b"TFL3"
+
+_ASSOCIATED_FILE = [
+    Field("name", "string"),
+    Field("description", "string"),
+    Field("type", "byte", enum="AssociatedFileType"),
+    Field("locale", "string"),
+    Field("version", "string"),
+]
+
+METADATA_SCHEMA = Schema(
+    tables={
+        "AssociatedFile": _ASSOCIATED_FILE,
+        "FeatureProperties": [],
+        "ImageSize": [Field("width", "uint"), Field("height", "uint")],
+        "ImageProperties": [Field("color_space", "byte", enum="ColorSpaceType"), Field("default_size", "table", "ImageSize")],
+        "BoundingBoxProperties": [
+            Field("index", "[uint]"),
+            Field("type", "byte", enum="BoundingBoxType"),
+            Field("coordinate_type", "byte", enum="CoordinateType"),
+        ],
+        "AudioProperties": [Field("sample_rate", "uint"), Field("channels", "uint")],
+        "ValueRange": [Field("min", "int"), Field("max", "int")],
+        "Content": [Field("content_properties", "union", "ContentProperties"), Field("range", "table", "ValueRange")],
+        "NormalizationOptions": [Field("mean", "[float]"), Field("std", "[float]")],
+        "ScoreCalibrationOptions": [
+            Field("score_transformation", "byte", enum="ScoreTransformationType"),
+            Field("default_score", "float"),
+        ],
+        "ScoreThresholdingOptions": [Field("global_score_threshold", "float")],
+        "BertTokenizerOptions": [Field("vocab_file", "[table]", "AssociatedFile")],
+        "SentencePieceTokenizerOptions": [
+            Field("sentencePiece_model", "[table]", "AssociatedFile"),
+            Field("vocab_file", "[table]", "AssociatedFile"),
+        ],
+        "RegexTokenizerOptions": [Field("delim_regex_pattern", "string"), Field("vocab_file", "[table]", "AssociatedFile")],
+        "ProcessUnit": [Field("options", "union", "ProcessUnitOptions")],
+        "Stats": [Field("max", "[float]"), Field("min", "[float]")],
+        "TensorGroup": [Field("name", "string"), Field("tensor_names", "[string]")],
+        "TensorMetadata": [
+            Field("name", "string"),
+            Field("description", "string"),
+            Field("dimension_names", "[string]"),
+            Field("content", "table", "Content"),
+            Field("process_units", "[table]", "ProcessUnit"),
+            Field("stats", "table", "Stats"),
+            Field("associated_files", "[table]", "AssociatedFile"),
+        ],
+        "CustomMetadata": [Field("name", "string"), Field("data", "[ubyte]")],
+        "SubGraphMetadata": [
+            Field("name", "string"),
+            Field("description", "string"),
+            Field("input_tensor_metadata", "[table]", "TensorMetadata"),
+            Field("output_tensor_metadata", "[table]", "TensorMetadata"),
+            Field("associated_files", "[table]", "AssociatedFile"),
+            Field("input_process_units", "[table]", "ProcessUnit"),
+            Field("output_process_units", "[table]", "ProcessUnit"),
+            Field("input_tensor_groups", "[table]", "TensorGroup"),
+            Field("output_tensor_groups", "[table]", "TensorGroup"),
+            Field("custom_metadata", "[table]", "CustomMetadata"),
+        ],
+        "ModelMetadata": [
+            Field("name", "string"),
+            Field("description", "string"),
+            Field("version", "string"),
+            Field("subgraph_metadata", "[table]", "SubGraphMetadata"),
+            Field("author", "string"),
+            Field("license", "string"),
+            Field("associated_files", "[table]", "AssociatedFile"),
+            Field("min_parser_version", "string"),
+        ],
+    },
+    unions={
+        "ContentProperties": ("FeatureProperties", "ImageProperties", "BoundingBoxProperties", "AudioProperties"),
+        "ProcessUnitOptions": (
+            "NormalizationOptions",
+            "ScoreCalibrationOptions",
+            "ScoreThresholdingOptions",
+            "BertTokenizerOptions",
+            "SentencePieceTokenizerOptions",
+            "RegexTokenizerOptions",
+        ),
+    },
+    enums={
+        "AssociatedFileType": (
+            "UNKNOWN",
+            "DESCRIPTIONS",
+            "TENSOR_AXIS_LABELS",
+            "TENSOR_VALUE_LABELS",
+            "TENSOR_AXIS_SCORE_CALIBRATION",
+            "VOCABULARY",
+            "SCANN_INDEX_FILE",
+        ),
+        "ColorSpaceType": ("UNKNOWN", "RGB", "GRAYSCALE"),
+        "BoundingBoxType": ("UNKNOWN", "BOUNDARIES", "UPPER_LEFT", "CENTER"),
+        "CoordinateType": ("RATIO", "PIXEL"),
+        "ScoreTransformationType": ("IDENTITY", "LOG", "INVERSE_LOGISTIC"),
+    },
+)
+
+#: TFLite's TensorType enum, in schema order.
+TENSOR_TYPES = (
+    "float32", "float16", "int32", "uint8", "int64", "string", "bool", "int16", "complex64", "int8",
+    "float64", "complex128", "uint64", "resource", "variant", "uint32", "uint16", "int4",
+)  # fmt: skip
+
+MODEL_SCHEMA = Schema(
+    tables={
+        "Model": [
+            Field("version", "uint"),
+            Field("operator_codes", "skip"),
+            Field("subgraphs", "[table]", "SubGraph"),
+            Field("description", "string"),
+            Field("buffers", "[table]", "Buffer"),
+            Field("metadata_buffer", "skip"),
+            Field("metadata", "[table]", "Metadata"),
+            Field("signature_defs", "[table]", "SignatureDef"),
+        ],
+        "SignatureDef": [
+            Field("inputs", "[table]", "TensorMap"),
+            Field("outputs", "[table]", "TensorMap"),
+            Field("signature_key", "string"),
+            Field("method_name", "skip"),
+            Field("subgraph_index", "uint"),
+        ],
+        "TensorMap": [Field("name", "string"), Field("tensor_index", "uint")],
+        "SubGraph": [
+            Field("tensors", "[table]", "Tensor"),
+            Field("inputs", "[int]"),
+            Field("outputs", "[int]"),
+            Field("operators", "skip"),
+            Field("name", "string"),
+        ],
+        "Tensor": [
+            Field("shape", "[int]"),
+            Field("type", "byte", enum="TensorType"),
+            Field("buffer", "skip"),
+            Field("name", "string"),
+            Field("quantization", "table", "QuantizationParameters"),
+            Field("is_variable", "skip"),
+            Field("sparsity", "skip"),
+            Field("shape_signature", "[int]"),
+        ],
+        "QuantizationParameters": [
+            Field("min", "skip"),
+            Field("max", "skip"),
+            Field("scale", "[float]"),
+            Field("zero_point", "[long]"),
+        ],
+        # Buffers past 2 GB live after the flatbuffer, at offset/size from the file's start.
+        "Buffer": [Field("data", "[ubyte]"), Field("offset", "ulong"), Field("size", "ulong")],
+        "Metadata": [Field("name", "string"), Field("buffer", "uint")],
+    },
+    enums={"TensorType": TENSOR_TYPES},
+)
+
+
+def read_model(data) -> dict:
+    """The model flatbuffer's tables named in :data:`MODEL_SCHEMA`; FlatBufferError if it is not a TFLite model."""
+    return decode(MODEL_SCHEMA, "Model", data, identifier=MODEL_IDENTIFIER)
+
+
+def metadata_buffer(model: dict, data) -> memoryview | None:
+    """The bytes of the ``TFLITE_METADATA`` entry of a :func:`read_model` result, or None."""
+    for entry in model.get("metadata", []):
+        if entry.get("name") != METADATA_NAME:
+            continue
+        buffers = model.get("buffers", [])
+        index = entry.get("buffer", 0)
+        if index >= len(buffers):
+            raise FlatBufferError(f"{METADATA_NAME} names buffer {index}, but the model has {len(buffers)}")
+        buffer = buffers[index]
+        if buffer.get("offset", 0) > 1:
+            start = buffer["offset"]
+            return memoryview(data)[start : start + buffer.get("size", 0)]
+        return buffer.get("data")
+    return None
+
+
+def read_metadata(data) -> dict | None:
+    """The model's ModelMetadata as a dict (``flatc --json`` form), or None when it has none.
+
+    Example:
+        >>> read_metadata(Path("model.tflite").read_bytes())["subgraph_metadata"][0]["output_tensor_metadata"][0]["name"]  # doctest: +SKIP
+        'probability'
+    """
+    model = read_model(data)
+    raw = metadata_buffer(model, data)
+    if raw is None:
+        return None
+    return decode(METADATA_SCHEMA, "ModelMetadata", raw, identifier=METADATA_IDENTIFIER)
+
+
+def associated_files(data) -> dict[str, bytes]:
+    """Name -> content of the files zipped onto the end of the model (empty when there are none)."""
+    stream = io.BytesIO(bytes(data))
+    if not zipfile.is_zipfile(stream):
+        return {}
+    try:
+        with zipfile.ZipFile(stream) as archive:
+            return {info.filename: archive.read(info) for info in archive.infolist() if not info.is_dir()}
+    except (zipfile.BadZipFile, OSError, ValueError) as err:
+        raise FlatBufferError(f"the files packed after the model are not a readable zip archive: {err}") from None
+
+
+def recorded_files(metadata: dict) -> list[dict]:
+    """Every AssociatedFile the metadata names, wherever it is attached (model, subgraph, tensor, process unit)."""
+    found: list[dict] = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in ("associated_files", "vocab_file", "sentencePiece_model"):
+                    found.extend(value)
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(metadata)
+    return found
+
+
+def describe_tflite(data) -> dict:
+    """What a client sees in a ``.tflite`` file: tensors, its standard metadata, packed files and labels.
+
+    ``metadata`` is None for a model without TFLite Model Metadata; ``missing_files``
+    lists files the metadata names that are not packed in the file (clients fail on those).
+    """
+    model = read_model(data)
+    subgraph = (model.get("subgraphs") or [{}])[0]
+    tensors = subgraph.get("tensors", [])
+
+    def tensor(index: int) -> dict:
+        item = tensors[index] if 0 <= index < len(tensors) else {}
+        shape = item.get("shape_signature") or item.get("shape") or []
+        quantization = item.get("quantization") or {}
+        described = {"name": item.get("name"), "dtype": item.get("type", "float32"), "shape": [None if d < 0 else d for d in shape]}
+        if quantization.get("scale"):
+            described["quantization"] = {"scale": quantization["scale"][0], "zero_point": (quantization.get("zero_point") or [0])[0]}
+        return described
+
+    raw = metadata_buffer(model, data)
+    metadata = decode(METADATA_SCHEMA, "ModelMetadata", raw, identifier=METADATA_IDENTIFIER) if raw is not None else None
+    files = associated_files(data)
+    recorded = recorded_files(metadata) if metadata else []
+    labels = None
+    for item in recorded:
+        if item.get("type") == "TENSOR_AXIS_LABELS" and item.get("name") in files:
+            labels = files[item["name"]].decode("utf-8").splitlines()
+            break
+    return {
+        "format": "tflite",
+        "inputs": [tensor(i) for i in subgraph.get("inputs", [])],
+        "outputs": [tensor(i) for i in subgraph.get("outputs", [])],
+        "metadata": _plain(metadata),
+        "associated_files": [{"name": name, "size_bytes": len(content)} for name, content in files.items()],
+        "missing_files": sorted({f["name"] for f in recorded if f.get("name") not in files}),
+        "labels": labels,
+    }
+
+
+def _plain(node):
+    """JSON-ready: byte vectors become their length."""
+    if isinstance(node, dict):
+        return {key: _plain(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_plain(value) for value in node]
+    if isinstance(node, memoryview):
+        return {"size_bytes": len(node)}
+    return node
