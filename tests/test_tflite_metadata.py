@@ -20,13 +20,8 @@ from hubcli.export.tflite_metadata import (
     text_classifier_metadata,
 )
 from hubcli.savedmodel.flatbuf import FlatBufferError, decode, encode
-from hubcli.savedmodel.tflite_metadata import (
-    METADATA_IDENTIFIER,
-    METADATA_SCHEMA,
-    associated_files,
-    describe_tflite,
-    read_metadata,
-)
+from hubcli.savedmodel.tflite_inspect import describe_tflite
+from hubcli.savedmodel.tflite_metadata import METADATA_IDENTIFIER, METADATA_SCHEMA, associated_files, read_metadata
 
 LABELS = ["blue_bars", "green_discs", "red_squares"]
 
@@ -104,7 +99,7 @@ def test_damaged_metadata_is_one_error_never_a_crash():
 
 def test_reader_does_not_import_tensorflow():
     code = (
-        "import sys; import hubcli.savedmodel.tflite_metadata, hubcli.savedmodel.flatbuf; "
+        "import sys; import hubcli.savedmodel.tflite_inspect, hubcli.savedmodel.tflite_metadata, hubcli.savedmodel.flatbuf; "
         "sys.exit('tensorflow' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

@@ -33,7 +33,8 @@ from dataclasses import dataclass
 
 from hubcli.errors import ExportError
 from hubcli.savedmodel.flatbuf import encode
-from hubcli.savedmodel.tflite_metadata import METADATA_IDENTIFIER, METADATA_NAME, METADATA_SCHEMA, read_model, recorded_files
+from hubcli.savedmodel.tflite_metadata import METADATA_IDENTIFIER, METADATA_NAME, METADATA_SCHEMA, recorded_files
+from hubcli.savedmodel.tflite_model import read_model
 
 LABELS_FILE = "labels.txt"
 VOCAB_FILE = "vocab.txt"

@@ -8,15 +8,13 @@ model flatbuffer; TFLite ignores the trailing bytes and zip readers find the
 archive from its end.
 
 :data:`METADATA_SCHEMA` lists the schema's tables in declaration order (schema
-version 1.5.0); :data:`MODEL_SCHEMA` the part of TFLite's own ``schema.fbs``
-needed to find the metadata and describe the input and output tensors. Both
-are read with :mod:`hubcli.savedmodel.flatbuf`.
+version 1.5.0), read and written with :mod:`hubcli.savedmodel.flatbuf`; the
+model's own tables come from :mod:`hubcli.savedmodel.tflite_model`.
 
 Example:
     >>> data = Path("flowers.tflite").read_bytes()  # doctest: +SKIP
-    >>> summary = describe_tflite(data)  # doctest: +SKIP
-    >>> summary["metadata"]["name"], summary["labels"][:2]  # doctest: +SKIP
-    ('flowers', ['daisy', 'dandelion'])
+    >>> read_metadata(data)["name"], sorted(associated_files(data))  # doctest: +SKIP
+    ('flowers', ['labels.txt'])
 """
 
 from __future__ import annotations
@@ -25,10 +23,10 @@ import io
 import zipfile
 
 from hubcli.savedmodel.flatbuf import Field, FlatBufferError, Schema, decode
+from hubcli.savedmodel.tflite_model import read_model
 
 METADATA_NAME = "TFLITE_METADATA"
 METADATA_IDENTIFIER = b"M001"
-MODEL_IDENTIFIER = b"TFL3"
 
 _ASSOCIATED_FILE = [
     Field("name", "string"),
@@ -128,68 +126,6 @@ METADATA_SCHEMA = Schema(
     },
 )
 
-#: TFLite's TensorType enum, in schema order.
-TENSOR_TYPES = (
-    "float32", "float16", "int32", "uint8", "int64", "string", "bool", "int16", "complex64", "int8",
-    "float64", "complex128", "uint64", "resource", "variant", "uint32", "uint16", "int4",
-)  # fmt: skip
-
-MODEL_SCHEMA = Schema(
-    tables={
-        "Model": [
-            Field("version", "uint"),
-            Field("operator_codes", "skip"),
-            Field("subgraphs", "[table]", "SubGraph"),
-            Field("description", "string"),
-            Field("buffers", "[table]", "Buffer"),
-            Field("metadata_buffer", "skip"),
-            Field("metadata", "[table]", "Metadata"),
-            Field("signature_defs", "[table]", "SignatureDef"),
-        ],
-        "SignatureDef": [
-            Field("inputs", "[table]", "TensorMap"),
-            Field("outputs", "[table]", "TensorMap"),
-            Field("signature_key", "string"),
-            Field("method_name", "skip"),
-            Field("subgraph_index", "uint"),
-        ],
-        "TensorMap": [Field("name", "string"), Field("tensor_index", "uint")],
-        "SubGraph": [
-            Field("tensors", "[table]", "Tensor"),
-            Field("inputs", "[int]"),
-            Field("outputs", "[int]"),
-            Field("operators", "skip"),
-            Field("name", "string"),
-        ],
-        "Tensor": [
-            Field("shape", "[int]"),
-            Field("type", "byte", enum="TensorType"),
-            Field("buffer", "skip"),
-            Field("name", "string"),
-            Field("quantization", "table", "QuantizationParameters"),
-            Field("is_variable", "skip"),
-            Field("sparsity", "skip"),
-            Field("shape_signature", "[int]"),
-        ],
-        "QuantizationParameters": [
-            Field("min", "skip"),
-            Field("max", "skip"),
-            Field("scale", "[float]"),
-            Field("zero_point", "[long]"),
-        ],
-        # Buffers past 2 GB live after the flatbuffer, at offset/size from the file's start.
-        "Buffer": [Field("data", "[ubyte]"), Field("offset", "ulong"), Field("size", "ulong")],
-        "Metadata": [Field("name", "string"), Field("buffer", "uint")],
-    },
-    enums={"TensorType": TENSOR_TYPES},
-)
-
-
-def read_model(data) -> dict:
-    """The model flatbuffer's tables named in :data:`MODEL_SCHEMA`; FlatBufferError if it is not a TFLite model."""
-    return decode(MODEL_SCHEMA, "Model", data, identifier=MODEL_IDENTIFIER)
-
-
 def metadata_buffer(model: dict, data) -> memoryview | None:
     """The bytes of the ``TFLITE_METADATA`` entry of a :func:`read_model` result, or None."""
     for entry in model.get("metadata", []):
@@ -250,53 +186,3 @@ def recorded_files(metadata: dict) -> list[dict]:
 
     walk(metadata)
     return found
-
-
-def describe_tflite(data) -> dict:
-    """What a client sees in a ``.tflite`` file: tensors, its standard metadata, packed files and labels.
-
-    ``metadata`` is None for a model without TFLite Model Metadata; ``missing_files``
-    lists files the metadata names that are not packed in the file (clients fail on those).
-    """
-    model = read_model(data)
-    subgraph = (model.get("subgraphs") or [{}])[0]
-    tensors = subgraph.get("tensors", [])
-
-    def tensor(index: int) -> dict:
-        item = tensors[index] if 0 <= index < len(tensors) else {}
-        shape = item.get("shape_signature") or item.get("shape") or []
-        quantization = item.get("quantization") or {}
-        described = {"name": item.get("name"), "dtype": item.get("type", "float32"), "shape": [None if d < 0 else d for d in shape]}
-        if quantization.get("scale"):
-            described["quantization"] = {"scale": quantization["scale"][0], "zero_point": (quantization.get("zero_point") or [0])[0]}
-        return described
-
-    raw = metadata_buffer(model, data)
-    metadata = decode(METADATA_SCHEMA, "ModelMetadata", raw, identifier=METADATA_IDENTIFIER) if raw is not None else None
-    files = associated_files(data)
-    recorded = recorded_files(metadata) if metadata else []
-    labels = None
-    for item in recorded:
-        if item.get("type") == "TENSOR_AXIS_LABELS" and item.get("name") in files:
-            labels = files[item["name"]].decode("utf-8").splitlines()
-            break
-    return {
-        "format": "tflite",
-        "inputs": [tensor(i) for i in subgraph.get("inputs", [])],
-        "outputs": [tensor(i) for i in subgraph.get("outputs", [])],
-        "metadata": _plain(metadata),
-        "associated_files": [{"name": name, "size_bytes": len(content)} for name, content in files.items()],
-        "missing_files": sorted({f["name"] for f in recorded if f.get("name") not in files}),
-        "labels": labels,
-    }
-
-
-def _plain(node):
-    """JSON-ready: byte vectors become their length."""
-    if isinstance(node, dict):
-        return {key: _plain(value) for key, value in node.items()}
-    if isinstance(node, list):
-        return [_plain(value) for value in node]
-    if isinstance(node, memoryview):
-        return {"size_bytes": len(node)}
-    return node
