@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from hubcli.export.model_card import model_card, module_licence, write_model_card
+from hubcli.train.model_card import model_card, module_licence, write_model_card
 
 RUN = {
     "task": "image",

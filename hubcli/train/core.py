@@ -44,7 +44,9 @@ from hubcli.train.fine_tune import fine_tune
 from hubcli.train.head import CLASSIFIER_LAYER, DROPOUT_LAYER, build_head, fit_head, merge_history, one_hot
 from hubcli.train.metrics import classification_metrics, plot_confusion_matrix, plot_training_curves
 from hubcli.train.modality import Modality, warn_skipped
+from hubcli.train.model_card import write_model_card
 from hubcli.train.module_ref import ModuleRef
+from hubcli.train.report import example_mistakes, write_report
 from hubcli.train.serving import save_serving_model
 from hubcli.train.splits import SPLITS, LabeledData
 
@@ -70,7 +72,7 @@ def train(
     if config.augment_copies and not modality.supports_augmentation:
         raise UsageError(f"{modality.task} data has no augmentation; drop --augment")
     with rundir.staged_run(output) as staging:
-        summary = _Training(staging, modality, module, config).run(data, data_config or {})
+        summary = _Training(staging, modality, module, config, name=output.name).run(data, data_config or {})
     summary["output"] = str(output)
     return summary
 
@@ -83,6 +85,8 @@ class _Training:
     modality: Modality
     module: ModuleRef
     config: TrainConfig
+    #: The run's name (its directory's), for the model card and report titles.
+    name: str
     x: dict[str, np.ndarray] = field(default_factory=dict)
     y: dict[str, np.ndarray] = field(default_factory=dict)
     raw: dict[str, np.ndarray] = field(default_factory=dict)
@@ -107,7 +111,7 @@ class _Training:
             histories.append(self._fine_tune(model, encoder, data))
         training_seconds = time.perf_counter() - fit_started
 
-        evaluated_on, metrics, validation_accuracy = self._score(head, model, data.labels)
+        evaluated_on, metrics, validation_accuracy, probabilities = self._score(head, model, data.labels)
         history = merge_history(*histories)
         self._write_artifacts(model, data, metrics, history, phase_starts=[len(head_history.get("loss", []))] if self.config.fine_tune else [])
         summary = {
@@ -115,6 +119,7 @@ class _Training:
             "labels": data.labels,
             "module": self.module.to_json(),
             "splits": data.sizes(),
+            "class_counts": {split: _class_counts(getattr(data, split), data.labels) for split in SPLITS if getattr(data, split)},
             "evaluated_on": evaluated_on,
             **metrics,
             "validation_accuracy": validation_accuracy,
@@ -135,7 +140,24 @@ class _Training:
             config={**self.config.to_json(), **data_config, "data": data.origin},
         )
         (self.staging / rundir.METRICS_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        self._write_documents(summary, getattr(data, evaluated_on), probabilities)
         return summary
+
+    def _write_documents(self, summary: dict, examples: list, probabilities: np.ndarray) -> None:
+        """MODEL_CARD.md and report.html (the evaluated split's mistakes, worst first) into the staging directory."""
+        labels = summary["labels"]
+        write_model_card(self.staging, self.staging / rundir.MODEL_CARD_FILE, name=self.name)
+        mistakes = example_mistakes(examples, [example.label for example in examples], probabilities, labels, self.modality.task)
+        write_report(
+            self.staging / rundir.REPORT_FILE,
+            title=self.name,
+            subtitle=f"{self.modality.task} classifier on {self.module.handle}; figures on the {summary['evaluated_on']} split",
+            task=self.modality.task,
+            labels=labels,
+            metrics=summary,
+            history=summary["history"],
+            mistakes=mistakes,
+        )
 
     def _extract(self, extractor: FeatureExtractor, data: LabeledData) -> LabeledData:
         """Features of every split into ``x`` and labels into ``y``; returns ``data`` less unreadable examples."""
@@ -180,8 +202,8 @@ class _Training:
         log_dir = self.staging / rundir.LOGS_DIR / "fine_tune" if self.config.tensorboard else None
         return fine_tune(model, self.modality, self.raw, self.y, config=self.config, num_classes=len(data.labels), log_dir=log_dir)
 
-    def _score(self, head: keras.Model, model: keras.Model, labels: list[str]) -> tuple[str, dict, float | None]:
-        """The split metrics are on, its metrics, and the validation accuracy (None without validation)."""
+    def _score(self, head: keras.Model, model: keras.Model, labels: list[str]) -> tuple[str, dict, float | None, np.ndarray]:
+        """The split metrics are on, its metrics, the validation accuracy (None without validation) and its probabilities."""
         has_validation = "validation" in self.x
         evaluated_on = "test" if "test" in self.x else "validation" if has_validation else "train"
         if evaluated_on == "train":
@@ -193,11 +215,12 @@ class _Training:
                 return in_batches(lambda batch: model(self.modality.model_inputs(tf.constant(batch)), training=False), self.raw[split])
             return head.predict(self.x[split], batch_size=PREDICT_BATCH, verbose=0)
 
-        metrics = classification_metrics(self.y[evaluated_on], final_probabilities(evaluated_on), labels)
+        probabilities = final_probabilities(evaluated_on)
+        metrics = classification_metrics(self.y[evaluated_on], probabilities, labels)
         validation_accuracy = None
         if has_validation:
             validation_accuracy = classification_metrics(self.y["validation"], final_probabilities("validation"), labels)["accuracy"]
-        return evaluated_on, metrics, validation_accuracy
+        return evaluated_on, metrics, validation_accuracy, np.asarray(probabilities)
 
     def _write_artifacts(self, model: keras.Model, data: LabeledData, metrics: dict, history: dict, *, phase_starts: list[int]) -> None:
         """labels.txt, model.keras, model/, representative.npz and plots/ into the staging directory."""
@@ -224,6 +247,12 @@ class _Training:
             values = inputs.numpy()
         # Uncompressed: pixels barely compress, and zlib on 60 MB of floats costs seconds.
         np.savez(path, inputs=values)
+
+
+def _class_counts(examples, labels: list[str]) -> dict[str, int]:
+    """Examples per class name, every class listed (0 where a split has none)."""
+    counts = np.bincount([example.label for example in examples], minlength=len(labels))
+    return {label: int(count) for label, count in zip(labels, counts, strict=True)}
 
 
 def _evenly_spaced(count: int, limit: int) -> list[int]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
@@ -25,7 +26,8 @@ from hubcli.train.batches import PREDICT_BATCH
 from hubcli.train.images import ImageModality
 from hubcli.train.metrics import classification_metrics
 from hubcli.train.modality import Modality, warn_skipped
-from hubcli.train.rundir import Run, open_run
+from hubcli.train.report import example_mistakes, write_report
+from hubcli.train.rundir import REPORT_FILE, Run, open_run
 from hubcli.train.serving import ServingModel
 from hubcli.train.text import TextModality, read_sentences
 
@@ -40,12 +42,16 @@ def modality_for_run(run: Run) -> Modality:
     return modality.from_run(run)
 
 
-def evaluate(model_path: str | os.PathLike, data_path: str | os.PathLike, **load_options) -> dict:
+def evaluate(model_path: str | os.PathLike, data_path: str | os.PathLike, *, report: str | os.PathLike | None = None, **load_options) -> dict:
     """Metrics of a run's model on a labelled dataset (same keys as training's metrics).
 
     Class names must be the model's; a class the model does not know is an error.
     ``load_options`` go to the modality's reader (text: ``text_column``, ``label_column``, ``encoding``).
+    With ``report`` (a directory), also writes ``report.html`` there: the metrics and the
+    examples the model got wrong, worst first; the summary's ``report`` names the file.
     """
+    if report is not None and Path(report).exists() and not Path(report).is_dir():
+        raise UsageError(f"--report takes a directory; {report} is a file")
     run = open_run(model_path)
     modality = modality_for_run(run)
     data_labels, examples = modality.load_evaluation_data(data_path, **load_options)
@@ -58,23 +64,39 @@ def evaluate(model_path: str | os.PathLike, data_path: str | os.PathLike, **load
         raise DataError(f"{data_path} has no examples to evaluate")
     to_run_index = [run.labels.index(name) for name in data_labels]
     serving = ServingModel(run)
-    truth, probabilities = [], []
+    truth, probabilities, read = [], [], []
     with console.progress_bar(len(examples), "evaluating", unit="ex") as bar:
         for positions, raw in modality.iter_inputs(examples, PREDICT_BATCH):
             probabilities.append(serving.probabilities(modality.model_inputs(tf.constant(raw)).numpy()))
             truth.extend(to_run_index[examples[p].label] for p in positions)
+            read.extend(examples[p] for p in positions)
             bar.update(len(positions))
     warn_skipped(modality.failures)
     if not truth:
         raise DataError(f"none of the examples in {data_path} could be read")
-    metrics = classification_metrics(truth, np.concatenate(probabilities), run.labels)
-    return {
+    probabilities = np.concatenate(probabilities)
+    metrics = classification_metrics(truth, probabilities, run.labels)
+    summary = {
         "model": str(run.path),
         "data": str(data_path),
         "task": run.task,
         **metrics,
         "skipped": [{"key": key, "reason": reason} for key, reason in modality.failures],
     }
+    if report is not None:
+        page = Path(report) / REPORT_FILE
+        page.parent.mkdir(parents=True, exist_ok=True)
+        write_report(
+            page,
+            title=f"{run.path.name} on {Path(data_path).name}",
+            subtitle=f"{run.task} classifier {run.path} evaluated on {data_path}",
+            task=run.task,
+            labels=run.labels,
+            metrics=summary,
+            mistakes=example_mistakes(read, truth, probabilities, run.labels, run.task),
+        )
+        summary["report"] = str(page)
+    return summary
 
 
 def predict(model_path: str | os.PathLike, items: Sequence[str], top_k: int = 1) -> dict:

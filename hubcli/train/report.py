@@ -29,7 +29,6 @@ from pathlib import Path
 
 import numpy as np
 
-REPORT_FILE = "report.html"
 #: Mistakes shown in the gallery, worst first; the page says how many more there were.
 GALLERY_LIMIT = 60
 THUMBNAIL_SIZE = 128
@@ -79,6 +78,26 @@ def find_mistakes(keys: Sequence[str], truth: Sequence[int], probabilities: np.n
         )
         for i in wrong
     ]
+
+
+def example_mistakes(examples: Sequence, truth: Sequence[int], probabilities: np.ndarray, labels: Sequence[str], task: str) -> list[Mistake]:
+    """:func:`find_mistakes` for a list of :class:`~hubcli.train.splits.Example`: sentences for text, image bytes otherwise.
+
+    ``truth`` holds each example's class as an index into ``labels`` (the model's order).
+    """
+    keys = [example.key for example in examples]
+    if task == "text":
+        return find_mistakes(keys, truth, probabilities, labels, texts=[str(example.source) for example in examples])
+
+    from hubcli.train.image_decode import read_source
+
+    def image(position: int) -> bytes | None:
+        try:
+            return read_source(examples[position].source)
+        except OSError:
+            return None  # the gallery shows the file as unreadable
+
+    return find_mistakes(keys, truth, probabilities, labels, images=image)
 
 
 def write_report(path: str | Path, **page) -> Path:
@@ -208,10 +227,10 @@ def _gallery(mistakes: Sequence[Mistake], task: str) -> str:
         return "<section><h2>Mistakes</h2><p>No example was misclassified.</p></section>"
     cards = []
     for mistake in mistakes[:GALLERY_LIMIT]:
-        if task == "text" or mistake.image is None:
+        if task == "text":
             shown = f'<blockquote>{_e(mistake.text if mistake.text is not None else mistake.key)}</blockquote>'
         else:
-            thumbnail = _thumbnail(mistake.image)
+            thumbnail = _thumbnail(mistake.image) if mistake.image is not None else None
             shown = f'<img alt="{_e(mistake.key)}" src="data:image/jpeg;base64,{thumbnail}">' if thumbnail else '<div class="unreadable">unreadable</div>'
         cards.append(
             f'<figure class="card">{shown}<figcaption><b>{_e(mistake.predicted_label)}</b> {mistake.probability:.2f}'

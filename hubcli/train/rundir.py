@@ -9,6 +9,8 @@ A run directory holds (names are this module's constants)::
     model.keras          KERAS_MODEL_FILE: the Keras model (HubLayer registered as hubcli>HubLayer)
     representative.npz   REPRESENTATIVE_FILE: ``inputs``, sample model inputs for calibration and checks
     plots/, logs/        PLOTS_DIR, LOGS_DIR (logs only with --tensorboard)
+    MODEL_CARD.md        MODEL_CARD_FILE: module, data, metrics, training, intended use, limitations
+    report.html          REPORT_FILE: the metrics, curves and mistakes as one self-contained page
 
 ``run.json`` (schema ``hubcli.run/1``): ``schema``, ``task`` (``"image"`` or ``"text"``),
 ``module`` (``handle``, ``path``, ``sha256``, ``op_libraries``), ``image_size`` (``[h, w]``
@@ -55,6 +57,8 @@ KERAS_MODEL_FILE = "model.keras"
 REPRESENTATIVE_FILE = "representative.npz"
 PLOTS_DIR = "plots"
 LOGS_DIR = "logs"
+MODEL_CARD_FILE = "MODEL_CARD.md"
+REPORT_FILE = "report.html"
 EXPORT_DIR = "export"
 
 #: Enough samples for a stable agreement figure without slowing a check down.
@@ -99,6 +103,8 @@ class Run:
     preprocessor: dict | None = None
     #: Module handle -> the directory the run resolved it to (its module and any preprocessor).
     module_paths: dict[str, str] = field(default_factory=dict)
+    #: When the run was written (ISO 8601), or None for a record without it.
+    created: str | None = None
 
     @property
     def serving_model(self) -> Path:
@@ -178,7 +184,7 @@ def open_run(path: str | os.PathLike) -> Run:
     }
     return Run(
         run_dir, task, labels, tuple(size) if size else None, meta.get("representative"),
-        module=parts[0], preprocessor=parts[1], module_paths=module_paths,
+        module=parts[0], preprocessor=parts[1], module_paths=module_paths, created=meta.get("created"),
     )
 
 

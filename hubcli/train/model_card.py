@@ -27,7 +27,6 @@ import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-CARD_FILE = "MODEL_CARD.md"
 #: Below this many evaluation examples per class, the card says the per-class figures are rough.
 _FEW_PER_CLASS = 30
 _SHOWN_SKIPS = 10
@@ -61,14 +60,18 @@ def model_card(run_meta: Mapping, metrics: Mapping, *, module_meta: Mapping | No
     return "\n\n".join(section.strip() for section in sections) + "\n"
 
 
-def write_model_card(run_dir: str | Path, target: str | Path, *, export: Mapping | None = None) -> Path:
-    """Write the card of the run in ``run_dir`` (and of ``export``, an export's ``--json`` result) to ``target``."""
+def write_model_card(run_dir: str | Path, target: str | Path, *, export: Mapping | None = None, name: str | None = None) -> Path:
+    """Write the card of the run in ``run_dir`` (and of ``export``, an export's ``--json`` result) to ``target``.
+
+    ``name`` titles the card (default: the run directory's name).
+    """
     from hubcli.fsio import write_text_atomic
+    from hubcli.train.rundir import METRICS_FILE, RUN_FILE
 
     run_dir, target = Path(run_dir), Path(target)
-    run_meta = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
-    metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
-    card = model_card(run_meta, metrics, module_meta=module_metadata(run_meta), export=export, name=run_dir.resolve().name)
+    run_meta = json.loads((run_dir / RUN_FILE).read_text(encoding="utf-8"))
+    metrics = json.loads((run_dir / METRICS_FILE).read_text(encoding="utf-8"))
+    card = model_card(run_meta, metrics, module_meta=module_metadata(run_meta), export=export, name=name or run_dir.resolve().name)
     write_text_atomic(target, card)
     return target
 
