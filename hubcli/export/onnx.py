@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -35,6 +36,22 @@ INPUT_NAME = "images"
 OUTPUT_NAME = "probabilities"
 _BATCH = 32
 _INSTALL = "ONNX export needs tf2onnx and onnxruntime; install them with: pip install 'hubcli[onnx]'"
+
+
+def require_onnx() -> None:
+    """Raise one ExportError line when tf2onnx or onnxruntime is missing (before any slow work)."""
+    for name in ("tf2onnx", "onnxruntime", "onnx"):
+        _require(name)
+
+
+def export_onnx(run, samples: np.ndarray, candidate: Path) -> tuple[np.ndarray, dict]:
+    """Write an image run's ONNX model to ``candidate``; return its probabilities on ``samples`` and its details."""
+    if not run.keras_model.is_file():
+        raise ExportError(f"run {run.path} has no model.keras to convert")
+    candidate.write_bytes(convert_image_model(run.load_keras_model(), run.image_size))
+    probabilities = run_onnx(candidate.read_bytes(), samples)
+    height, width = run.image_size
+    return probabilities, {"onnx": {"opset": OPSET, "input": {INPUT_NAME: [None, height, width, 3]}, "output": OUTPUT_NAME}}
 
 
 def _require(module_name: str):
