@@ -52,6 +52,7 @@ from recipes.saved_module import (
     wheel_version,
     write_metadata,
 )
+from recipes.wordpiece import pack_bert_inputs, vocab_table
 
 #: Bump when the built module would differ for the same weights (build_modules re-builds).
 RECIPE_VERSION = "3"
@@ -311,16 +312,7 @@ def _make_module(weights: dict, config: MiniLMConfig, special: dict[str, int], v
         module.layers.append(layer)
 
     module.vocab_file = tf.saved_model.Asset(str(vocab_file))
-    module.vocab_table = tf.lookup.StaticHashTable(
-        tf.lookup.TextFileInitializer(
-            module.vocab_file,
-            key_dtype=tf.string,
-            key_index=tf.lookup.TextFileIndex.WHOLE_LINE,
-            value_dtype=tf.int64,
-            value_index=tf.lookup.TextFileIndex.LINE_NUMBER,
-        ),
-        default_value=-1,
-    )
+    module.vocab_table = vocab_table(module.vocab_file)
     # normalize() below does the reference's clean-up and casing, so the tokenizer only splits and looks up.
     wordpiece = tf_text.BertTokenizer(
         module.vocab_table, lower_case=False, token_out_type=tf.int64, unknown_token="[UNK]"
@@ -350,15 +342,8 @@ def _make_module(weights: dict, config: MiniLMConfig, special: dict[str, int], v
     def model_inputs(texts):
         """Padded ids [batch, length] of "[CLS] wordpieces [SEP]" (at most max_seq_length) and their mask."""
         pieces = wordpiece.tokenize(normalize(texts)).merge_dims(-2, -1)
-        pieces = pieces[:, : config.max_seq_length - 2]
-        lengths = pieces.row_lengths()[:, None]
-        # Dense padding then placing [CLS]/[SEP] by position: a ragged concat would add
-        # row-count assertions that Grappler warns about on every trace.
-        ids = tf.pad(pieces.to_tensor(default_value=special["[PAD]"]), [[0, 0], [1, 1]], constant_values=special["[PAD]"])
-        positions = tf.range(tf.shape(ids, out_type=tf.int64)[1], dtype=tf.int64)[None, :]
-        ids = tf.where(positions == 0, tf.constant(special["[CLS]"], tf.int64), ids)
-        ids = tf.where(positions == lengths + 1, tf.constant(special["[SEP]"], tf.int64), ids)
-        return ids, tf.cast(positions < lengths + 2, tf.float32)
+        ids, mask = pack_bert_inputs(pieces, config.max_seq_length, pad=special["[PAD]"], cls=special["[CLS]"], sep=special["[SEP]"])
+        return ids, tf.cast(mask, tf.float32)
 
     def layer_norm(x, gamma, beta):
         mean, variance = tf.nn.moments(x, axes=[-1], keepdims=True)

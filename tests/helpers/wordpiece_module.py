@@ -8,6 +8,8 @@ a tanh dense layer. ``tokenize(texts)`` returns the ids it feeds the encoder,
 and ``encoder({"input_word_ids", "input_mask", "input_type_ids"})`` runs the
 encoder alone, so a client-side tokenizer can replace the in-graph one.
 ``hubcli_module.json`` records ``max_seq_length``.
+:func:`build_wordpiece_preprocessor` is the same tokenizer as a TF Hub-style BERT
+preprocessor module (fixed-length int32 outputs, ``assets/vocab.txt``).
 
 The vocabulary covers the words of :mod:`tests.helpers.text_corpus`, some of
 them only as WordPiece pieces (``terri ##ble``), so real sub-word splitting
@@ -22,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from recipes.wordpiece import pack_bert_inputs, vocab_table
 from tests.helpers.text_corpus import CLASS_WORDS, FILLER
 
 SEQ_LENGTH = 16
@@ -52,28 +55,15 @@ def build_wordpiece_module(path, output_dim: int = 32, seq_length: int = SEQ_LEN
         vocab_path = Path(tmp) / "vocab.txt"
         vocab_path.write_text("\n".join(vocab) + "\n", encoding="utf-8")
         module.vocab_file = tf.saved_model.Asset(str(vocab_path))
-        table = tf.lookup.StaticHashTable(
-            tf.lookup.TextFileInitializer(
-                module.vocab_file,
-                key_dtype=tf.string,
-                key_index=tf.lookup.TextFileIndex.WHOLE_LINE,
-                value_dtype=tf.int64,
-                value_index=tf.lookup.TextFileIndex.LINE_NUMBER,
-            ),
-            default_value=-1,
-        )
+        table = vocab_table(module.vocab_file)
         module.table = table
         tokenizer = tf_text.BertTokenizer(table, lower_case=True, token_out_type=tf.int64, unknown_token="[UNK]")
         pad, cls, sep = (vocab.index(t) for t in ("[PAD]", "[CLS]", "[SEP]"))
 
         def model_inputs(texts):
-            pieces = tokenizer.tokenize(texts).merge_dims(-2, -1)[:, : seq_length - 2]
-            lengths = pieces.row_lengths()[:, None]
-            ids = tf.pad(pieces.to_tensor(default_value=pad), [[0, 0], [1, 1]], constant_values=pad)
-            positions = tf.range(tf.shape(ids, out_type=tf.int64)[1], dtype=tf.int64)[None, :]
-            ids = tf.where(positions == 0, tf.constant(cls, tf.int64), ids)
-            ids = tf.where(positions == lengths + 1, tf.constant(sep, tf.int64), ids)
-            return tf.cast(ids, tf.int32), tf.cast(positions < lengths + 2, tf.int32)
+            pieces = tokenizer.tokenize(texts).merge_dims(-2, -1)
+            ids, mask = pack_bert_inputs(pieces, seq_length, pad=pad, cls=cls, sep=sep)
+            return tf.cast(ids, tf.int32), tf.cast(mask, tf.int32)
 
         def encode_ids(ids, mask, training):
             weights = tf.cast(mask, tf.float32)[:, :, None]
@@ -119,4 +109,39 @@ def build_wordpiece_module(path, output_dim: int = 32, seq_length: int = SEQ_LEN
         "op_libraries": ["tensorflow_text"],
     }
     (path / "hubcli_module.json").write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def build_wordpiece_preprocessor(path, seq_length: int = SEQ_LENGTH) -> Path:
+    """A TF Hub-style BERT preprocessor: strings -> input_word_ids / input_mask / input_type_ids int32 [None, seq_length].
+
+    Its vocabulary ships as ``assets/vocab.txt``; pair it with
+    :func:`tests.helpers.text_modules.build_text_encoder` (``--preprocessor``).
+    """
+    import tensorflow as tf
+    import tensorflow_text as tf_text
+
+    path = Path(path)
+    vocab = vocabulary()
+    module = tf.Module()
+    with tempfile.TemporaryDirectory() as tmp:
+        vocab_path = Path(tmp) / "vocab.txt"
+        vocab_path.write_text("\n".join(vocab) + "\n", encoding="utf-8")
+        module.vocab_file = tf.saved_model.Asset(str(vocab_path))
+        module.table = vocab_table(module.vocab_file)
+        tokenizer = tf_text.BertTokenizer(module.table, lower_case=True, token_out_type=tf.int64, unknown_token="[UNK]")
+        pad, cls, sep = (vocab.index(t) for t in ("[PAD]", "[CLS]", "[SEP]"))
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="sentences")])
+        def call(sentences):
+            pieces = tokenizer.tokenize(sentences).merge_dims(-2, -1)
+            ids, mask = pack_bert_inputs(pieces, seq_length, pad=pad, cls=cls, sep=sep)
+            # BERT preprocessors pad to a fixed length.
+            padding = [[0, 0], [0, seq_length - tf.shape(ids)[1]]]
+            word_ids = tf.reshape(tf.pad(tf.cast(ids, tf.int32), padding), [-1, seq_length])
+            mask = tf.reshape(tf.pad(tf.cast(mask, tf.int32), padding), [-1, seq_length])
+            return {"input_word_ids": word_ids, "input_mask": mask, "input_type_ids": tf.zeros_like(word_ids)}
+
+        module.__call__ = call
+        tf.saved_model.save(module, str(path))
     return path
