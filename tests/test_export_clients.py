@@ -101,6 +101,35 @@ def test_mediapipe_text_classifier_tokenizes_raw_sentences(wordpiece_run, tmp_pa
     assert agreement >= CLIENT_AGREEMENT[quantize], f"MediaPipe agrees with hubcli predict --text on {agreement:.1%}"
 
 
+def test_run_with_a_bert_style_preprocessor_goes_on_device(tmp_path):
+    """TF Hub's two-module BERT layout: the encoder already takes ids; the preprocessor's vocab.txt goes to the client."""
+    from hubcli.config import Settings
+    from hubcli.export.artifacts import export_run
+    from hubcli.train.config import TrainConfig
+    from hubcli.train.text import classify_text
+    from tests.helpers.text_modules import build_text_encoder
+    from tests.helpers.wordpiece_module import SEQ_LENGTH, build_wordpiece_preprocessor
+
+    data = text_corpus.write_tab_lines(tmp_path / "data.txt", text_corpus.corpus(per_class=40))
+    run = tmp_path / "run"
+    classify_text(
+        data,
+        str(build_text_encoder(tmp_path / "encoder", seq_length=SEQ_LENGTH)),
+        settings=Settings.load(cache_dir=tmp_path / "cache", offline=True),
+        config=TrainConfig(epochs=30, learning_rate=0.05),
+        output=run,
+        preprocessor_handle=str(build_wordpiece_preprocessor(tmp_path / "preprocessor")),
+    )
+    result = export_run(run, "tflite", output=tmp_path / "out" / "text.tflite")
+    assert result.details["tflite"]["seq_length"] == SEQ_LENGTH and result.agreement.top1_agreement == 1.0
+    sentences = [text for text, _ in text_corpus.corpus(per_class=20, seed=11)]
+    labels = (run / "labels.txt").read_text().split()
+
+    names, scores = tflite_clients.mediapipe_texts(result.path, sentences, len(labels))
+
+    assert names == labels and tflite_clients.top1_agreement(scores, _predicted(run, sentences)) >= 0.97
+
+
 def test_onnx_export_runs_in_onnxruntime_like_the_run(image_run, tmp_path):
     import onnxruntime
 

@@ -56,6 +56,8 @@ class TokenIdRoute:
     vocab: bytes
     seq_length: int
     feature_dim: int
+    #: The Keras layer that owns the encoder's variables (tracked by the export model, so they are saved).
+    owner: object = None
 
 
 def token_id_route(model) -> TokenIdRoute:
@@ -98,7 +100,7 @@ def _module_route(layer) -> TokenIdRoute:
         outputs = module.encoder(inputs)
         return outputs["default"] if isinstance(outputs, dict) else outputs
 
-    return TokenIdRoute(encode, tokenize, vocab, seq_length, layer.output_dim)
+    return TokenIdRoute(encode, tokenize, vocab, seq_length, layer.output_dim, owner=layer)
 
 
 def _preprocessor_route(layer) -> TokenIdRoute:
@@ -118,7 +120,7 @@ def _preprocessor_route(layer) -> TokenIdRoute:
         tokens = preprocessor(tf.constant(list(texts), dtype=tf.string))
         return _padded(tokens["input_word_ids"].numpy(), tokens["input_mask"].numpy(), seq_length)
 
-    return TokenIdRoute(layer.encoder, tokenize, vocab, seq_length, layer.output_dim)
+    return TokenIdRoute(layer.encoder, tokenize, vocab, seq_length, layer.output_dim, owner=layer.encoder)
 
 
 def _declared_seq_length(module_dir: Path) -> int | None:
@@ -175,6 +177,7 @@ class _TokenIdEncoder(keras.layers.Layer):
     def __init__(self, route: TokenIdRoute, **kwargs):
         super().__init__(trainable=False, autocast=False, **kwargs)
         self.route = route
+        self.owner = route.owner  # an attribute, so Keras tracks the encoder's variables
 
     def call(self, inputs):
         return self.route.encode({"input_word_ids": inputs["ids"], "input_mask": inputs["mask"], "input_type_ids": inputs["segment_ids"]})
