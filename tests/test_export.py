@@ -84,15 +84,15 @@ def test_tflite_export_every_quantisation(image_run, tmp_path, quantize):
     import tensorflow as tf
 
     from hubcli.export.artifacts import export_run
-    from hubcli.savedmodel.tflite_inspect import describe_tflite
+    from hubcli.savedmodel.tflite_metadata import describe_metadata
 
     labels = (image_run / "labels.txt").read_text().split()
     result = export_run(image_run, "tflite", output=tmp_path / f"m_{quantize}.tflite", quantize=quantize)
     check = result.checks["tflite"]
     assert check.top1_agreement >= 0.99 and check.max_abs_diff < TFLITE_LIMITS[quantize]
     flatbuffer = result.path.read_bytes()
-    described = describe_tflite(flatbuffer)
-    assert described["labels"] == labels and described["metadata"]["subgraph_metadata"][0]["input_tensor_metadata"][0]["name"] == "image"
+    described = describe_metadata(result.path)
+    assert described["labels"] == labels and described["model_metadata"]["subgraph_metadata"][0]["input_tensor_metadata"][0]["name"] == "image"
     assert (tmp_path / "labels.txt").read_text().split() == labels
     interpreter = tf.lite.Interpreter(model_content=flatbuffer)
     assert interpreter.get_input_details()[0]["dtype"] == np.float32  # same interface for every mode

@@ -228,9 +228,11 @@ def test_inspect_shows_the_metadata_back_without_tensorflow(wordpiece_run, tmp_p
     assert done.stderr.strip().splitlines()[-1] == "HEAVY []"
     document = json.loads(done.stdout)
     assert document["schema"] == "hubcli.inspect/1" and document["format"] == "tflite"
-    metadata_inputs = [t["name"] for t in document["metadata"]["subgraph_metadata"][0]["input_tensor_metadata"]]
-    assert [tensor["name"] for tensor in document["inputs"]] == metadata_inputs, "tensor metadata pairs with inputs by position"
-    units = document["metadata"]["subgraph_metadata"][0]["input_process_units"]
+    subgraph = document["model_metadata"]["subgraph_metadata"][0]
+    by_tensor = {tensor: name for name, tensor in document["signatures"][0]["inputs"].items()}
+    metadata_inputs = [tensor["name"] for tensor in subgraph["input_tensor_metadata"]]
+    assert [by_tensor[tensor["name"]] for tensor in document["inputs"]] == metadata_inputs, "tensor metadata pairs with inputs by position"
+    units = subgraph["input_process_units"]
     assert units[0]["options_type"] == "BertTokenizerOptions" and document["labels"] == (wordpiece_run / "labels.txt").read_text().split()
     assert {item["name"] for item in document["associated_files"]} == {"labels.txt", "vocab.txt"} and document["missing_files"] == []
 

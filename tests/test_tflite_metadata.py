@@ -20,8 +20,8 @@ from hubcli.export.tflite_metadata import (
     text_classifier_metadata,
 )
 from hubcli.savedmodel.flatbuf import FlatBufferError, decode, encode
-from hubcli.savedmodel.tflite_inspect import describe_tflite
-from hubcli.savedmodel.tflite_metadata import METADATA_IDENTIFIER, METADATA_SCHEMA, associated_files, read_metadata
+from hubcli.savedmodel.tflite_file import read_tflite_bytes
+from hubcli.savedmodel.tflite_metadata import METADATA_IDENTIFIER, METADATA_SCHEMA, associated_files, describe_metadata, read_metadata
 
 LABELS = ["blue_bars", "green_discs", "red_squares"]
 
@@ -79,6 +79,17 @@ def test_unknown_fields_are_refused_when_writing():
         encode(METADATA_SCHEMA, "ModelMetadata", {"name": "x", "colour": "red"})
 
 
+@pytest.mark.slow
+def test_a_missing_packed_file_is_reported(tiny_tflite, tmp_path):
+    model = populate(tiny_tflite, _image_metadata(), _labels_file())
+    with zipfile.ZipFile(io.BytesIO(model)) as archive:
+        packed_from = archive.infolist()[0].header_offset
+    # The same model and metadata, without the files packed after it.
+    (tmp_path / "bare.tflite").write_bytes(model[:packed_from])
+    summary = describe_metadata(tmp_path / "bare.tflite")
+    assert summary["missing_files"] == ["labels.txt"] and summary["labels"] is None
+
+
 def test_damaged_metadata_is_one_error_never_a_crash():
     data = encode(METADATA_SCHEMA, "ModelMetadata", _image_metadata(), identifier=METADATA_IDENTIFIER)
     with pytest.raises(FlatBufferError, match="identifier"):
@@ -99,7 +110,7 @@ def test_damaged_metadata_is_one_error_never_a_crash():
 
 def test_reader_does_not_import_tensorflow():
     code = (
-        "import sys; import hubcli.savedmodel.tflite_inspect, hubcli.savedmodel.tflite_metadata, hubcli.savedmodel.flatbuf; "
+        "import sys; import hubcli.savedmodel.tflite_metadata, hubcli.savedmodel.flatbuf; "
         "sys.exit('tensorflow' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
@@ -127,14 +138,17 @@ def _labels_file():
 
 
 @pytest.mark.slow
-def test_populated_model_reads_back_with_packed_labels(tiny_tflite):
+def test_populated_model_reads_back_with_packed_labels(tiny_tflite, tmp_path):
     metadata = _image_metadata()
     model = populate(tiny_tflite, metadata, _labels_file())
 
     assert read_metadata(model) == metadata
-    summary = describe_tflite(model)
-    assert summary["labels"] == LABELS and summary["missing_files"] == []
-    assert summary["inputs"][0]["shape"] == [None, 32, 24, 3] and summary["inputs"][0]["dtype"] == "float32"
+    (tmp_path / "model.tflite").write_bytes(model)
+    summary = describe_metadata(tmp_path / "model.tflite")
+    assert summary["model_metadata"] == metadata and summary["labels"] == LABELS and summary["missing_files"] == []
+    assert summary["associated_files"] == [{"name": "labels.txt", "size_bytes": len(_labels_file()["labels.txt"])}]
+    (source,) = read_tflite_bytes(model).inputs
+    assert source.shape_signature == [-1, 32, 24, 3] and source.dtype == "float32", "the model itself is unchanged"
     with zipfile.ZipFile(io.BytesIO(model)) as archive:
         (info,) = archive.infolist()
         # Clients map associated files in place: they must be stored, not deflated.

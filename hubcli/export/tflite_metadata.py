@@ -33,8 +33,8 @@ from dataclasses import dataclass
 
 from hubcli.errors import ExportError
 from hubcli.savedmodel.flatbuf import encode
+from hubcli.savedmodel.tflite_file import read_tflite_bytes
 from hubcli.savedmodel.tflite_metadata import METADATA_IDENTIFIER, METADATA_NAME, METADATA_SCHEMA, recorded_files
-from hubcli.savedmodel.tflite_model import read_model
 
 LABELS_FILE = "labels.txt"
 VOCAB_FILE = "vocab.txt"
@@ -153,13 +153,11 @@ def signature_input_order(flatbuffer: bytes) -> list[str]:
     The converter orders inputs its own way (often alphabetically), and clients
     pair tensor metadata with inputs by position.
     """
-    model = read_model(flatbuffer)
-    subgraph = (model.get("subgraphs") or [{}])[0]
-    signatures = model.get("signature_defs") or []
-    if not signatures:
+    info = read_tflite_bytes(flatbuffer)
+    if not info.signatures:
         raise ExportError("the TFLite model has no signature naming its inputs")
-    by_tensor = {entry.get("tensor_index", 0): entry["name"] for entry in signatures[0].get("inputs", [])}
-    return [by_tensor.get(index, f"input_{index}") for index in subgraph.get("inputs", [])]
+    by_tensor = {tensor: name for name, tensor in info.signatures[0].inputs.items()}
+    return [by_tensor.get(tensor.name, tensor.name) for tensor in info.inputs]
 
 
 def populate(flatbuffer: bytes, metadata: dict, files: Mapping[str, bytes]) -> bytes:

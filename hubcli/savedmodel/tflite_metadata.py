@@ -9,7 +9,9 @@ archive from its end.
 
 :data:`METADATA_SCHEMA` lists the schema's tables in declaration order (schema
 version 1.5.0), read and written with :mod:`hubcli.savedmodel.flatbuf`; the
-model's own tables come from :mod:`hubcli.savedmodel.tflite_model`.
+model's own tables are read by :mod:`hubcli.savedmodel.tflite_file`.
+:func:`describe_metadata` is what ``hubcli inspect FILE.tflite`` adds to the
+tensors: the metadata, the packed files, the labels.
 
 Example:
     >>> data = Path("flowers.tflite").read_bytes()  # doctest: +SKIP
@@ -21,9 +23,11 @@ from __future__ import annotations
 
 import io
 import zipfile
+from pathlib import Path
 
+from hubcli.errors import InvalidModuleError
 from hubcli.savedmodel.flatbuf import Field, FlatBufferError, Schema, decode
-from hubcli.savedmodel.tflite_model import read_model
+from hubcli.savedmodel.tflite_file import metadata_buffer
 
 METADATA_NAME = "TFLITE_METADATA"
 METADATA_IDENTIFIER = b"M001"
@@ -126,47 +130,28 @@ METADATA_SCHEMA = Schema(
     },
 )
 
-def metadata_buffer(model: dict, data) -> memoryview | None:
-    """The bytes of the ``TFLITE_METADATA`` entry of a :func:`read_model` result, or None."""
-    for entry in model.get("metadata", []):
-        if entry.get("name") != METADATA_NAME:
-            continue
-        buffers = model.get("buffers", [])
-        index = entry.get("buffer", 0)
-        if index >= len(buffers):
-            raise FlatBufferError(f"{METADATA_NAME} names buffer {index}, but the model has {len(buffers)}")
-        buffer = buffers[index]
-        if buffer.get("offset", 0) > 1:
-            start = buffer["offset"]
-            return memoryview(data)[start : start + buffer.get("size", 0)]
-        return buffer.get("data")
-    return None
-
-
 def read_metadata(data) -> dict | None:
     """The model's ModelMetadata as a dict (``flatc --json`` form), or None when it has none.
+
+    Raises InvalidModuleError when the model or its metadata is damaged.
 
     Example:
         >>> read_metadata(Path("model.tflite").read_bytes())["subgraph_metadata"][0]["output_tensor_metadata"][0]["name"]  # doctest: +SKIP
         'probability'
     """
-    model = read_model(data)
-    raw = metadata_buffer(model, data)
+    raw = metadata_buffer(data, METADATA_NAME)
     if raw is None:
         return None
-    return decode(METADATA_SCHEMA, "ModelMetadata", raw, identifier=METADATA_IDENTIFIER)
+    try:
+        return decode(METADATA_SCHEMA, "ModelMetadata", raw, identifier=METADATA_IDENTIFIER)
+    except FlatBufferError as err:
+        raise InvalidModuleError(f"its {METADATA_NAME} entry is not readable TFLite Model Metadata: {err}") from None
 
 
 def associated_files(data) -> dict[str, bytes]:
-    """Name -> content of the files zipped onto the end of the model (empty when there are none)."""
+    """Name -> content of the files zipped onto the end of a model in memory (empty when there are none)."""
     stream = io.BytesIO(bytes(data))
-    if not zipfile.is_zipfile(stream):
-        return {}
-    try:
-        with zipfile.ZipFile(stream) as archive:
-            return {info.filename: archive.read(info) for info in archive.infolist() if not info.is_dir()}
-    except (zipfile.BadZipFile, OSError, ValueError) as err:
-        raise FlatBufferError(f"the files packed after the model are not a readable zip archive: {err}") from None
+    return _packed_files(stream) if zipfile.is_zipfile(stream) else {}
 
 
 def recorded_files(metadata: dict) -> list[dict]:
@@ -186,3 +171,49 @@ def recorded_files(metadata: dict) -> list[dict]:
 
     walk(metadata)
     return found
+
+
+def describe_metadata(path: str | Path) -> dict:
+    """The metadata of the ``.tflite`` file at ``path`` as ``inspect --json`` shows it.
+
+    ``model_metadata`` is None for a model without TFLite Model Metadata;
+    ``missing_files`` lists files the metadata names that are not packed in the
+    file (clients fail on those); ``labels`` are those of the first
+    ``TENSOR_AXIS_LABELS`` file, or None.
+    """
+    import mmap
+
+    path = Path(path)
+    with path.open("rb") as source, mmap.mmap(source.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        metadata = read_metadata(data)
+    files: dict[str, bytes] = {}
+    if zipfile.is_zipfile(path):
+        files = _packed_files(path)
+    recorded = recorded_files(metadata) if metadata else []
+    label_files = [item["name"] for item in recorded if item.get("type") == "TENSOR_AXIS_LABELS" and item.get("name") in files]
+    labels = files[label_files[0]].decode("utf-8", errors="replace").splitlines() if label_files else None
+    return {
+        "model_metadata": _plain(metadata),
+        "associated_files": [{"name": name, "size_bytes": len(content)} for name, content in files.items()],
+        "missing_files": sorted({item["name"] for item in recorded if item.get("name") not in files}),
+        "labels": labels,
+    }
+
+
+def _packed_files(source) -> dict[str, bytes]:
+    try:
+        with zipfile.ZipFile(source) as archive:
+            return {info.filename: archive.read(info) for info in archive.infolist() if not info.is_dir()}
+    except (zipfile.BadZipFile, OSError, ValueError) as err:
+        raise InvalidModuleError(f"the files packed after the model are not a readable zip archive: {err}") from None
+
+
+def _plain(node):
+    """JSON-ready: byte vectors become their length."""
+    if isinstance(node, dict):
+        return {key: _plain(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_plain(value) for value in node]
+    if isinstance(node, memoryview):
+        return {"size_bytes": len(node)}
+    return node
