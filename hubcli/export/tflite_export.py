@@ -64,6 +64,9 @@ def export_tflite(run: Run, samples: np.ndarray, candidate: Path, quantize: str)
     files = {LABELS_FILE: labels}
     if run.thresholds is not None:
         files[THRESHOLDS_FILE] = thresholds_text(run.thresholds).encode("utf-8")
+        # Every packed file is named in the metadata; the thresholds describe the whole model's outputs.
+        described = {"name": THRESHOLDS_FILE, "description": "Per-label decision thresholds, in labels.txt's order.", "type": "DESCRIPTIONS"}
+        metadata = {**metadata, "associated_files": [*metadata.get("associated_files", []), described]}
     candidate.write_bytes(populate(flatbuffer, metadata, files))
     probabilities = run_tflite(candidate.read_bytes(), samples)
     return probabilities, {**details, "metadata": _summary(metadata, files)}
