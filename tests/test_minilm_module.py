@@ -104,6 +104,24 @@ def test_serving_signature_matches_call(module, reference):
     np.testing.assert_allclose(served, module(texts).numpy(), atol=1e-6)
 
 
+def test_encoder_on_token_ids_matches_call_even_padded_to_max_length(module, reference):
+    import tensorflow as tf
+
+    texts = _strings(reference)[:4]
+    tokens = module.tokenize(texts)
+    ids, mask = tf.cast(tokens["input_ids"], tf.int32), tokens["input_mask"]
+    # A device tokenizer pads every sentence to the model's fixed length.
+    padding = [[0, 0], [0, int(reference["max_seq_length"]) - ids.shape[1]]]
+    inputs = {"input_word_ids": tf.pad(ids, padding), "input_mask": tf.pad(mask, padding)}
+    inputs["input_type_ids"] = tf.zeros_like(inputs["input_word_ids"])
+
+    encoded = module.encoder(inputs)["default"].numpy()
+
+    np.testing.assert_allclose(encoded, module(texts).numpy(), atol=1e-5)
+    vocab = Path(module.vocab_file.asset_path.numpy().decode())
+    assert vocab.name == "vocab.txt" and vocab.is_file(), "the encoder's vocabulary ships with the module"
+
+
 def test_reusable_attributes_and_dropout_in_training(module, reference):
     import tensorflow as tf
 

@@ -11,7 +11,7 @@ tf = pytest.importorskip("tensorflow")
 
 from hubcli.config import Settings  # noqa: E402
 from hubcli.export.artifacts import export_run  # noqa: E402
-from hubcli.export.tflite import read_labels, read_thresholds  # noqa: E402
+from hubcli.savedmodel.tflite_metadata import associated_files  # noqa: E402
 from hubcli.train.config import TrainConfig  # noqa: E402
 from hubcli.train.images import ImageModality, retrain_images  # noqa: E402
 from hubcli.train.inference import evaluate, predict  # noqa: E402
@@ -106,7 +106,9 @@ def test_every_export_format_agrees_on_the_label_sets(image_run, format, tmp_pat
     if format == "tflite":
         flatbuffer = result.path.read_bytes()
         thresholds = json.loads((run / "run.json").read_text())["thresholds"]
-        assert read_labels(flatbuffer) == ["blue", "green", "red"] and read_thresholds(flatbuffer) == thresholds
+        packed = associated_files(flatbuffer)
+        assert packed["labels.txt"].decode().split() == ["blue", "green", "red"]
+        assert [float(line) for line in packed["thresholds.txt"].decode().split()] == thresholds
         assert [float(line) for line in (tmp_path / "thresholds.txt").read_text().split()] == thresholds
 
 

@@ -14,7 +14,9 @@ from hubcli.cli.options import JsonOpt, QuietOpt, start_output
 def export_command(
     run: Annotated[Path, typer.Argument(help="A run directory (or its model/ or model.keras).", show_default=False)],
     *,
-    format: Annotated[str, typer.Option("--format", "-f", help="savedmodel, tflite or keras.")] = "savedmodel",
+    format: Annotated[
+        str, typer.Option("--format", "-f", help="savedmodel, tflite (with standard TFLite metadata), keras or onnx (image runs).")
+    ] = "savedmodel",
     quantize: Annotated[
         str, typer.Option("--quantize", help="TFLite only: none, dynamic, float16 or int8 (calibrated on the run's representative inputs).")
     ] = "none",
@@ -26,7 +28,7 @@ def export_command(
     json_output: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Export a trained run as a SavedModel, a TFLite model or a .keras file, and check it agrees with the run."""
+    """Export a trained run as a SavedModel, a TFLite model, a .keras file or ONNX, and check it agrees with the run."""
     from hubcli.export.artifacts import check_export_options, export_run
 
     start_output(quiet, json_output)
@@ -48,6 +50,7 @@ def export_command(
     console.print_table(table)
     if result.labels_path:
         console.info(f"labels: {result.labels_path}")
+    console.info(f"model card: {result.model_card_path}")
     typer.echo(str(result.path))
 
 

@@ -15,7 +15,7 @@ _VARIABLE_ROWS = 15  # the largest variables; the rest are summed up in the capt
 
 
 def inspect_command(
-    module: Annotated[str, typer.Argument(help="Handle, alias, URL, archive, SavedModel directory or .keras file.", show_default=False)],
+    module: Annotated[str, typer.Argument(help="Handle, alias, URL, archive, SavedModel directory, .keras or .tflite file.", show_default=False)],
     *,
     cache_dir: CacheDirOpt = None,
     offline: OfflineOpt = None,
@@ -29,6 +29,7 @@ def inspect_command(
     from hubcli.hub.pull import local_module_path, pull
     from hubcli.savedmodel.inspector import inspect_module
     from hubcli.savedmodel.tflite_file import find_tflite, read_tflite
+    from hubcli.savedmodel.tflite_metadata import describe_metadata
 
     start_output(quiet, json_output)
     path = local_module_path(module)
@@ -39,10 +40,11 @@ def inspect_command(
         from hubcli.cli.tflite_view import print_tflite_info
 
         lite = read_tflite(model_file)
+        described = describe_metadata(model_file)
         if json_output:
-            console.emit_json("inspect", {"module": module, **lite.to_json()})
+            console.emit_json("inspect", {"module": module, **lite.to_json(), **described})
         else:
-            print_tflite_info(module, lite)
+            print_tflite_info(module, lite, described)
         return
     info = inspect_module(path)
     if json_output:

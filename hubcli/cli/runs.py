@@ -23,6 +23,10 @@ def evaluate_command(
         Optional[str], typer.Option("--label-column", help="Text runs: CSV/TSV column or JSONL key of the label.", show_default=False)
     ] = None,
     encoding: Annotated[Optional[str], typer.Option("--encoding", help="Text runs: character encoding of the data files.", show_default=False)] = None,
+    report: Annotated[
+        Optional[Path],
+        typer.Option("--report", help="Also write DIR/report.html: the metrics and the examples it got wrong.", metavar="DIR", show_default=False),
+    ] = None,
     json_output: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -31,11 +35,13 @@ def evaluate_command(
 
     start_output(quiet, json_output)
     text_options = {"text_column": text_column, "label_column": label_column, "encoding": encoding}
-    summary = evaluate(model, data, **{key: value for key, value in text_options.items() if value is not None})
+    summary = evaluate(model, data, report=report, **{key: value for key, value in text_options.items() if value is not None})
     if json_output:
         console.emit_json("evaluate", summary)
         return
     print_metrics(f"{summary['model']} on {summary['data']}", summary)
+    if report is not None:
+        console.info(f"report: {summary['report']}")
 
 
 def predict_command(

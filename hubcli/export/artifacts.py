@@ -1,4 +1,4 @@
-"""``hubcli export``: a trained run leaves as a SavedModel, a TFLite model or a ``.keras`` file.
+"""``hubcli export``: a trained run leaves as a SavedModel, a TFLite model, a ``.keras`` file or ONNX.
 
 Every export is checked before it is called good: the artifact, loaded back
 from disk, runs on the run's sample inputs (``representative.npz``) next to the
@@ -18,12 +18,17 @@ Formats:
   (``serving_default`` on float images or strings, ``serve_bytes`` on encoded
   images). For images the check also feeds the samples as PNG bytes through
   ``serve_bytes``.
-- ``tflite``: converted from the run's Keras model; see
-  :mod:`hubcli.export.tflite` for the quantisation modes. ``labels.txt`` is
-  written beside the ``.tflite`` file and the labels are embedded in it (a
-  multi-label run's thresholds too, as ``thresholds.txt``).
+- ``tflite``: converted from the run's Keras model (text runs: its encoder on
+  token ids); see :mod:`hubcli.export.tflite` for the quantisation modes and
+  :mod:`hubcli.export.tflite_export` for the standard TFLite Model Metadata
+  (labels, normalisation, tokenizer) that lets MediaPipe Tasks load the file.
+- ``onnx`` (image runs): converted with tf2onnx, checked with onnxruntime;
+  see :mod:`hubcli.export.onnx`.
 - ``keras``: the run's ``model.keras``, which must reference no custom
   objects other than hubcli's own ``HubLayer``.
+
+``labels.txt`` is written beside a ``.tflite`` or ``.onnx`` file, and every
+export gets a ``MODEL_CARD.md`` beside it (:mod:`hubcli.train.model_card`).
 
 Example:
     >>> result = export_run("runs/flowers", "tflite", quantize="int8")  # doctest: +SKIP
@@ -48,12 +53,13 @@ import numpy as np
 from hubcli.errors import ExportError, UsageError
 from hubcli.fsio import disk_full_reason, swap_into_place, write_text_atomic
 from hubcli.train.batches import in_batches
-from hubcli.train.rundir import EXPORT_DIR, LABELS_FILE, Run, open_run
+from hubcli.train.model_card import write_model_card
+from hubcli.train.rundir import EXPORT_DIR, LABELS_FILE, MODEL_CARD_FILE, THRESHOLDS_FILE, Run, open_run, thresholds_text
 
-FORMATS = ("savedmodel", "tflite", "keras")
+FORMATS = ("savedmodel", "tflite", "keras", "onnx")
+#: File suffix each single-file format's --output must have.
+_SUFFIXES = {"tflite": ".tflite", "keras": ".keras", "onnx": ".onnx"}
 DEFAULT_MIN_AGREEMENT = 0.99
-#: Beside a multi-label TFLite model: one threshold per line, in labels.txt's order.
-THRESHOLDS_FILE = "thresholds.txt"
 
 
 @dataclass(frozen=True)
@@ -101,6 +107,7 @@ class ExportResult:
     min_agreement: float
     checks: dict[str, Agreement]
     labels_path: Path | None = None
+    model_card_path: Path | None = None
     details: dict = field(default_factory=dict)
 
     @property
@@ -115,6 +122,7 @@ class ExportResult:
             "size_bytes": self.size_bytes,
             "quantize": self.quantize,
             "labels_path": str(self.labels_path) if self.labels_path else None,
+            "model_card": str(self.model_card_path) if self.model_card_path else None,
             "min_agreement": self.min_agreement,
             "agreement": self.agreement.to_json(),
             "checks": {name: check.to_json() for name, check in self.checks.items()},
@@ -123,12 +131,12 @@ class ExportResult:
 
 
 def default_output(run: Run, format: str, quantize: str = "none") -> Path:
-    """``<run>/export/saved_model``, ``.../model.tflite`` (``model_<quantize>.tflite``) or ``.../model.keras``."""
+    """``<run>/export/saved_model``, ``.../model.tflite`` (``model_<quantize>.tflite``), ``.../model.keras`` or ``.../model.onnx``."""
     export_dir = run.path / EXPORT_DIR
     if format == "savedmodel":
         return export_dir / "saved_model"
-    if format == "keras":
-        return export_dir / "model.keras"
+    if format in ("keras", "onnx"):
+        return export_dir / f"model.{format}"
     return export_dir / ("model.tflite" if quantize == "none" else f"model_{quantize}.tflite")
 
 
@@ -162,6 +170,12 @@ def export_run(
     """
     check_export_options(format, quantize, min_agreement)
     run = open_run(run_or_model)
+    if format == "onnx":
+        if run.task != "image":
+            raise UsageError("--format onnx exports image runs; export a text run with --format tflite (token ids in) or savedmodel")
+        from hubcli.export.onnx import require_onnx
+
+        require_onnx()
     samples = run.samples()
     if samples is None:
         reason = "int8 quantisation needs its representative data" if quantize == "int8" else "hubcli needs sample inputs to check the export"
@@ -175,7 +189,7 @@ def export_run(
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         candidate = staging / target.name
-        exporter = {"savedmodel": _export_savedmodel, "tflite": _export_tflite, "keras": _export_keras}[format]
+        exporter = {"savedmodel": _export_savedmodel, "tflite": _export_tflite, "keras": _export_keras, "onnx": _export_onnx}[format]
         checks, details = exporter(run, samples, candidate, reference, quantize)
         result = ExportResult(format, target, _size(candidate), quantize if format == "tflite" else None, min_agreement, checks, details=details)
         _place(result, candidate, run)
@@ -194,7 +208,7 @@ def _target(run: Run, format: str, quantize: str, output: str | os.PathLike | No
     target = Path(output) if output else default_output(run, format, quantize)
     if target.exists() and not overwrite:
         raise UsageError(f"{target} already exists; remove it, choose another --output, or pass --overwrite")
-    suffix = {"tflite": ".tflite", "keras": ".keras"}.get(format)
+    suffix = _SUFFIXES.get(format)
     if suffix and target.suffix != suffix:
         raise UsageError(f"--output for --format {format} must end in {suffix}")
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -202,7 +216,7 @@ def _target(run: Run, format: str, quantize: str, output: str | os.PathLike | No
 
 
 def _place(result: ExportResult, candidate: Path, run: Run) -> None:
-    """Move a checked ``candidate`` to ``result.path`` (labels, and thresholds, beside a TFLite file), or reject it."""
+    """Move a checked ``candidate`` to ``result.path`` (labels and the model card beside it), or reject it."""
     target, worst = result.path, result.agreement
     if worst.top1_agreement < result.min_agreement:
         rejected = target.with_name(target.name + ".rejected")
@@ -211,13 +225,15 @@ def _place(result: ExportResult, candidate: Path, run: Run) -> None:
             f"{result.format} export agrees with the original on only {worst.top1_agreement:.1%} of {worst.samples} samples "
             f"(max prob. diff {worst.max_abs_diff:.3g}; need {result.min_agreement:.1%}); kept as {rejected} for inspection"
         )
-    if result.format == "tflite":
+    if result.format in ("tflite", "onnx"):
         result.labels_path = target.parent / LABELS_FILE
         write_text_atomic(result.labels_path, "\n".join(run.labels) + "\n")
         if run.thresholds is not None:
             thresholds_path = target.parent / THRESHOLDS_FILE
-            write_text_atomic(thresholds_path, "".join(f"{value!r}\n" for value in run.thresholds))
+            write_text_atomic(thresholds_path, thresholds_text(run.thresholds))
             result.details["thresholds_path"] = str(thresholds_path)
+    result.model_card_path = target.parent / MODEL_CARD_FILE
+    write_model_card(run.path, result.model_card_path, export=result.to_json())
     swap_into_place(candidate, target)
 
 
@@ -249,16 +265,17 @@ def _export_keras(run: Run, samples: np.ndarray, candidate: Path, reference: np.
 
 
 def _export_tflite(run: Run, samples: np.ndarray, candidate: Path, reference: np.ndarray, quantize: str):
-    from hubcli.export.tflite import convert_keras_model, embed_labels, embed_thresholds, run_tflite
+    from hubcli.export.tflite_export import export_tflite
 
-    if not run.keras_model.is_file():
-        raise ExportError(f"run {run.path} has no model.keras to convert")
-    model = run.load_keras_model()
-    flatbuffer, details = convert_keras_model(model, quantize, representative=samples)
-    flatbuffer = embed_labels(flatbuffer, run.labels)
-    candidate.write_bytes(flatbuffer if run.thresholds is None else embed_thresholds(flatbuffer, run.thresholds))
-    probabilities = run_tflite(candidate.read_bytes(), samples)
+    probabilities, details = export_tflite(run, samples, candidate, quantize)
     return {"tflite": compare_probabilities(reference, probabilities, run.thresholds)}, {"tflite": details}
+
+
+def _export_onnx(run: Run, samples: np.ndarray, candidate: Path, reference: np.ndarray, quantize: str):
+    from hubcli.export.onnx import export_onnx
+
+    probabilities, details = export_onnx(run, samples, candidate)
+    return {"onnxruntime": compare_probabilities(reference, probabilities, run.thresholds)}, details
 
 
 # -- helpers -------------------------------------------------------------------------

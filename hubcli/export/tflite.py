@@ -20,21 +20,21 @@ Quantisation modes:
   is tried first (every op int8); if an op has no int8 kernel the converter
   lets that op run in float and the result says ``full_integer: false``.
 
-Only TFLite builtin ops are emitted. Text modules whose preprocessing is made
-of ``tf.strings`` ops therefore fail with an error that names those ops: they
-would need Select TF ops (the Flex delegate), which the TF 2.21 Python
-interpreter lacks, so hubcli could not check such a model's agreement.
+Only TFLite builtin ops are emitted. A graph that needs other ops fails with an
+error that names them: Select TF ops would need the Flex delegate, which the
+TF 2.21 Python interpreter lacks, so hubcli could not check such a model's
+agreement. (Text runs convert their encoder on token ids instead of strings;
+see :mod:`hubcli.export.text_tflite`.)
 
-Labels: TFLite's standard classifier metadata is written by the tflite-support
-package (last released in 2023), which hubcli does not depend on, so the labels are written as ``labels.txt``
-beside the model *and* stored inside the flatbuffer as a named entry of the
-schema's ``Model.metadata`` list (``hubcli_labels``, one name per line) —
-:func:`read_labels` reads them back. A multi-label model's per-label thresholds go the same
-way: ``thresholds.txt`` beside it and ``hubcli_thresholds`` inside (:func:`read_thresholds`).
+A model with several inputs (ids, mask, segment ids) takes its representative
+inputs as a dict of arrays keyed by input name.
+
+Labels and everything else clients need go into the file as standard TFLite
+Model Metadata (:mod:`hubcli.export.tflite_metadata`), written by
+:mod:`hubcli.export.tflite_export`.
 
 Example:
     >>> tflite_bytes, details = convert_keras_model(model, "int8", representative=images)  # doctest: +SKIP
-    >>> tflite_bytes = embed_labels(tflite_bytes, ["daisy", "rose"])  # doctest: +SKIP
     >>> run_tflite(tflite_bytes, images[:4]).shape  # doctest: +SKIP
     (4, 2)
 """
@@ -44,7 +44,6 @@ from __future__ import annotations
 import re
 import tempfile
 import warnings
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -55,15 +54,11 @@ from hubcli.train.batches import in_batches
 
 QUANTIZE_MODES = ("none", "dynamic", "float16", "int8")
 
-#: Names of the Model.metadata entries that hold the labels and a multi-label model's thresholds.
-LABELS_METADATA_NAME = "hubcli_labels"
-THRESHOLDS_METADATA_NAME = "hubcli_thresholds"
-
 #: Calibration needs a few hundred examples at most; more only costs time.
 _CALIBRATION_LIMIT = 200
 
 
-def convert_keras_model(model, quantize: str = "none", representative: np.ndarray | None = None) -> tuple[bytes, dict]:
+def convert_keras_model(model, quantize: str = "none", representative: np.ndarray | dict[str, np.ndarray] | None = None) -> tuple[bytes, dict]:
     """Convert a Keras model to a TFLite flatbuffer of builtin ops.
 
     Returns ``(flatbuffer, details)``; details has ``quantize``, ``io_dtype``
@@ -100,13 +95,23 @@ def _convert(saved_model: Path, quantize: str, representative, int8_only: bool) 
     if quantize == "float16":
         converter.target_spec.supported_types = [tf.float16]
     if quantize == "int8":
-        sample = representative[:_CALIBRATION_LIMIT]
-        converter.representative_dataset = lambda: ([sample[i : i + 1]] for i in range(len(sample)))
+        converter.representative_dataset = lambda: _calibration_samples(representative)
     try:
         with native_stderr_silenced():
             return converter.convert()
     except Exception as err:  # noqa: BLE001 - the converter raises several types; all mean "cannot convert"
         raise ExportError(f"TFLite conversion failed: {describe_converter_error(err)}") from None
+
+
+def _calibration_samples(representative):
+    """One-example batches for calibration: a list for a one-input model, a dict of input name -> array otherwise."""
+    if isinstance(representative, dict):
+        count = min(len(values) for values in representative.values())
+        for i in range(min(count, _CALIBRATION_LIMIT)):
+            yield {name: values[i : i + 1] for name, values in representative.items()}
+        return
+    for i in range(min(len(representative), _CALIBRATION_LIMIT)):
+        yield [representative[i : i + 1]]
 
 
 # The converter's MLIR diagnostics name failing ops in these forms.
@@ -144,59 +149,6 @@ def describe_converter_error(err: BaseException) -> str:
     # No op named: keep the converter's last meaningful line rather than its whole MLIR dump.
     lines = [line.strip() for line in text.splitlines() if "error" in line.lower() and line.strip()]
     return (lines[-1] if lines else text.strip().splitlines()[-1] if text.strip() else type(err).__name__)[:300]
-
-
-def embed_labels(flatbuffer: bytes, labels: Sequence[str]) -> bytes:
-    """Store ``labels`` in the flatbuffer's ``Model.metadata`` as ``hubcli_labels``."""
-    return _embed_lines(flatbuffer, LABELS_METADATA_NAME, labels)
-
-
-def embed_thresholds(flatbuffer: bytes, thresholds: Sequence[float]) -> bytes:
-    """Store a multi-label run's per-label thresholds (label order) as ``hubcli_thresholds``."""
-    return _embed_lines(flatbuffer, THRESHOLDS_METADATA_NAME, [repr(float(value)) for value in thresholds])
-
-
-def read_labels(flatbuffer: bytes) -> list[str] | None:
-    """The labels :func:`embed_labels` stored, or None.
-
-    Example:
-        >>> read_labels(Path("flowers_int8.tflite").read_bytes())  # doctest: +SKIP
-        ['daisy', 'dandelion', 'roses', 'sunflowers', 'tulips']
-    """
-    return _read_lines(flatbuffer, LABELS_METADATA_NAME)
-
-
-def read_thresholds(flatbuffer: bytes) -> list[float] | None:
-    """The thresholds :func:`embed_thresholds` stored, or None (a single-label model)."""
-    lines = _read_lines(flatbuffer, THRESHOLDS_METADATA_NAME)
-    return None if lines is None else [float(line) for line in lines]
-
-
-def _embed_lines(flatbuffer: bytes, name: str, lines: Sequence[str]) -> bytes:
-    """Store ``lines`` (newline-joined UTF-8) as the ``Model.metadata`` entry ``name``, replacing one of that name."""
-    from tensorflow.lite.python import schema_py_generated as schema
-    from tensorflow.lite.tools import flatbuffer_utils
-
-    model = flatbuffer_utils.read_model_from_bytearray(bytearray(flatbuffer))
-    buffer = schema.BufferT()
-    buffer.data = np.frombuffer("\n".join(lines).encode("utf-8"), dtype=np.uint8)
-    model.buffers.append(buffer)
-    entry = schema.MetadataT()
-    entry.name = name
-    entry.buffer = len(model.buffers) - 1
-    model.metadata = [m for m in (model.metadata or []) if m.name != name.encode()] + [entry]
-    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
-
-
-def _read_lines(flatbuffer: bytes, name: str) -> list[str] | None:
-    from tensorflow.lite.tools import flatbuffer_utils
-
-    model = flatbuffer_utils.read_model_from_bytearray(bytearray(flatbuffer))
-    for entry in model.metadata or []:
-        if entry.name in (name, name.encode()):
-            data = model.buffers[entry.buffer].data
-            return bytes(np.asarray(data, dtype=np.uint8)).decode("utf-8").split("\n")
-    return None
 
 
 def run_tflite(flatbuffer: bytes, inputs: np.ndarray, batch_size: int = 32) -> np.ndarray:

@@ -8,7 +8,7 @@ numbers in TensorFlow Lite's ``schema.fbs``:
 - SubGraph: 0 tensors, 1 inputs, 2 outputs, 4 name;
 - Tensor: 0 shape, 1 type, 3 name, 4 quantization, 7 shape_signature;
 - QuantizationParameters: 2 scale, 3 zero_point;
-- Metadata: 0 name, 1 buffer; Buffer: 0 data, 2 size (data stored after the flatbuffer);
+- Metadata: 0 name, 1 buffer; Buffer: 0 data, 1 offset, 2 size (offset and size: data stored after the flatbuffer);
 - SignatureDef: 0 inputs, 1 outputs, 2 signature_key, 4 subgraph_index; TensorMap: 0 name, 1 tensor_index.
 
 Every offset is bounds-checked, so a damaged or hostile file is one
@@ -113,12 +113,45 @@ def read_tflite(path: str | os.PathLike) -> TfliteInfo:
         if size < 8:
             raise InvalidModuleError(f"{path} is not a TFLite model: too short")
         with mmap.mmap(source.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            if data[4:8] != FILE_IDENTIFIER:
-                raise InvalidModuleError(f"{path} is not a TFLite model (no TFL3 identifier)")
-            try:
-                return _read_model(_Table.root(data), path, size)
-            except (struct.error, IndexError, ValueError, UnicodeDecodeError) as err:
-                raise InvalidModuleError(f"{path} is not a readable TFLite model: damaged flatbuffer ({err})") from None
+            return read_tflite_bytes(data, path=path)
+
+
+def read_tflite_bytes(data, *, path: Path | None = None) -> TfliteInfo:
+    """:func:`read_tflite` of a model already in memory (``path`` names it in messages and the result)."""
+    where = path or Path("<model>")
+    if len(data) < 8 or data[4:8] != FILE_IDENTIFIER:
+        raise InvalidModuleError(f"{where} is not a TFLite model (no TFL3 identifier)")
+    try:
+        return _read_model(_Table.root(data), where, len(data))
+    except (struct.error, IndexError, ValueError, UnicodeDecodeError) as err:
+        raise InvalidModuleError(f"{where} is not a readable TFLite model: damaged flatbuffer ({err})") from None
+
+
+def metadata_buffer(data, name: str) -> bytes | None:
+    """The bytes of the model's metadata entry ``name`` (e.g. ``TFLITE_METADATA``), or None without one.
+
+    Raises:
+        InvalidModuleError: the flatbuffer is damaged or the entry points outside it.
+    """
+    try:
+        model = _Table.root(data)
+        buffers = model.tables(4)
+        for entry in model.tables(6):
+            if entry.string(0) != name:
+                continue
+            index = entry.scalar(1, "<I", 0)
+            if index >= len(buffers):
+                raise ValueError(f"metadata {name!r} names buffer {index} of {len(buffers)}")
+            buffer = buffers[index]
+            offset, size = buffer.scalar(1, "<Q", 0), buffer.scalar(2, "<Q", 0)
+            if offset > 1:  # stored after the flatbuffer (models over 2 GB)
+                if offset + size > len(data):
+                    raise ValueError(f"metadata {name!r} runs past the end of the file")
+                return bytes(data[offset : offset + size])
+            return buffer.bytes(0)
+    except (struct.error, IndexError, ValueError) as err:
+        raise InvalidModuleError(f"not a readable TFLite model: damaged flatbuffer ({err})") from None
+    return None
 
 
 def _read_model(model: _Table, path: Path, size: int) -> TfliteInfo:
@@ -212,6 +245,16 @@ class _Table:
         if len(raw) != length:
             raise ValueError("string runs past the end of the file")
         return raw.decode("utf-8")
+
+    def bytes(self, number: int) -> bytes:
+        """A ``[ubyte]`` field's content (empty when absent)."""
+        at = self._target(number)
+        if at is None:
+            return b""
+        length = struct.unpack_from("<I", self.data, at)[0]
+        if at + 4 + length > len(self.data):
+            raise ValueError("byte vector runs past the end of the file")
+        return bytes(self.data[at + 4 : at + 4 + length])
 
     def vector_length(self, number: int) -> int:
         at = self._target(number)

@@ -51,8 +51,10 @@ from hubcli.train.head_fitting import FittedHead, cross_validated_score, fit_hea
 from hubcli.train.labeling import label_kind
 from hubcli.train.metrics import plot_confusion_matrix, plot_selection_path, plot_training_curves
 from hubcli.train.modality import Modality, warn_skipped
+from hubcli.train.model_card import write_model_card
 from hubcli.train.module_ref import ModuleRef
 from hubcli.train.multilabel_metrics import choose_thresholds
+from hubcli.train.report import example_mistakes, write_report
 from hubcli.train.selection import Augmented
 from hubcli.train.serving import save_serving_model
 from hubcli.train.splits import SPLITS, LabeledData
@@ -91,7 +93,7 @@ def train(
     if not config.multi_label:
         warn_if_imbalanced(data.class_counts(("train", "validation")), config.class_weight)
     with rundir.staged_run(output) as staging:
-        summary = _Training(staging, modality, module, config).run(data, data_config or {})
+        summary = _Training(staging, modality, module, config, name=output.name).run(data, data_config or {})
     summary["output"] = str(output)
     return summary
 
@@ -104,6 +106,8 @@ class _Training:
     modality: Modality
     module: ModuleRef
     config: TrainConfig
+    #: The run's name (its directory's), for the model card and report titles.
+    name: str
     x: dict[str, np.ndarray] = field(default_factory=dict)
     y: dict[str, np.ndarray] = field(default_factory=dict)
     raw: dict[str, np.ndarray] = field(default_factory=dict)
@@ -136,7 +140,7 @@ class _Training:
         training_seconds = time.perf_counter() - fit_started
         cv = self._cross_validate(len(data.labels)) if self.config.cv_folds else None
 
-        evaluated_on, metrics, validation_accuracy = self._score(fitted, model, data.labels)
+        evaluated_on, metrics, validation_accuracy, probabilities = self._score(fitted, model, data.labels)
         history = merge_history(*histories)
         self._write_artifacts(model, data, fitted, metrics, history, phase_starts=[len(fitted.history.get("loss", []))] if self.config.fine_tune else [])
         summary = {
@@ -145,6 +149,7 @@ class _Training:
             "labels": data.labels,
             "module": self.module.to_json(),
             "splits": data.sizes(),
+            **({} if self.kind.multi_label else {"class_counts": _class_counts(data, data.labels)}),
             "evaluated_on": evaluated_on,
             **metrics,
             "validation_accuracy": validation_accuracy,
@@ -170,7 +175,28 @@ class _Training:
             thresholds=None if fitted.thresholds is None else [float(t) for t in fitted.thresholds],
         )
         (self.staging / rundir.METRICS_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        scored = data.train + data.validation if evaluated_on == "out_of_fold" else getattr(data, evaluated_on)
+        self._write_documents(summary, scored, probabilities)
         return summary
+
+    def _write_documents(self, summary: dict, examples: list, probabilities: np.ndarray) -> None:
+        """MODEL_CARD.md and report.html (the evaluated examples' mistakes, worst first) into the staging directory."""
+        labels = summary["labels"]
+        write_model_card(self.staging, self.staging / rundir.MODEL_CARD_FILE, name=self.name)
+        # A multi-label mistake is a set, not one wrong class: the gallery is for single-label runs.
+        mistakes = [] if self.kind.multi_label else example_mistakes(
+            examples, [example.label for example in examples], probabilities, labels, self.modality.task
+        )
+        write_report(
+            self.staging / rundir.REPORT_FILE,
+            title=self.name,
+            subtitle=f"{self.modality.task} classifier on {self.module.handle}; figures on the {summary['evaluated_on']} split",
+            task=self.modality.task,
+            labels=labels,
+            metrics=summary,
+            history=summary["history"],
+            mistakes=mistakes,
+        )
 
     def _extract(self, extractor: FeatureExtractor, data: LabeledData) -> LabeledData:
         """Features of every split into ``x`` and labels into ``y``; returns ``data`` less unreadable examples."""
@@ -223,8 +249,8 @@ class _Training:
         y_all = np.concatenate([self.y[name] for name in present])
         return cross_validated_score(x_all, y_all, config=self.config, kind=self.kind, num_labels=num_labels)
 
-    def _score(self, fitted: FittedHead, model: keras.Model, labels: list[str]) -> tuple[str, dict, float | None]:
-        """The split metrics are on, its metrics, and the validation accuracy (None when validation trained the head)."""
+    def _score(self, fitted: FittedHead, model: keras.Model, labels: list[str]) -> tuple[str, dict, float | None, np.ndarray]:
+        """The split metrics are on, its metrics, the validation accuracy (None when validation trained the head), its probabilities."""
         has_validation = "validation" in self.x
         out_of_fold = fitted.choice is not None and not self.config.fine_tune
         if "test" in self.x:
@@ -237,13 +263,14 @@ class _Training:
             console.warn("no validation or test examples; metrics are on the training data and say little")
         if evaluated_on == "out_of_fold":
             y = np.concatenate([self.y[name] for name in ("train", "validation") if name in self.y])
-            metrics = self.kind.metrics(y, fitted.choice.out_of_fold, labels, fitted.thresholds)
+            probabilities = fitted.choice.out_of_fold
         else:
-            metrics = self.kind.metrics(self.y[evaluated_on], self._probabilities(fitted, model, evaluated_on), labels, fitted.thresholds)
+            y, probabilities = self.y[evaluated_on], self._probabilities(fitted, model, evaluated_on)
+        metrics = self.kind.metrics(y, probabilities, labels, fitted.thresholds)
         validation_accuracy = None
         if has_validation and not out_of_fold and not self.kind.multi_label:
             validation_accuracy = self.kind.metrics(self.y["validation"], self._probabilities(fitted, model, "validation"), labels)["accuracy"]
-        return evaluated_on, metrics, validation_accuracy
+        return evaluated_on, metrics, validation_accuracy, np.asarray(probabilities)
 
     def _write_artifacts(
         self, model: keras.Model, data: LabeledData, fitted: FittedHead, metrics: dict, history: dict, *, phase_starts: list[int]
@@ -277,6 +304,17 @@ class _Training:
             values = inputs.numpy()
         # Uncompressed: pixels barely compress, and zlib on 60 MB of floats costs seconds.
         np.savez(path, inputs=values)
+
+
+def _class_counts(data: LabeledData, labels: list[str]) -> dict[str, dict[str, int]]:
+    """Examples per class name in each split, every class listed (0 where a split has none)."""
+    counts = {}
+    for split in SPLITS:
+        examples = getattr(data, split)
+        if examples:
+            per_class = np.bincount([example.label for example in examples], minlength=len(labels))
+            counts[split] = {label: int(count) for label, count in zip(labels, per_class, strict=True)}
+    return counts
 
 
 def _evenly_spaced(count: int, limit: int) -> list[int]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
@@ -27,7 +28,8 @@ from hubcli.train.images import ImageModality
 from hubcli.train.labeling import label_kind
 from hubcli.train.manifest import read_manifest
 from hubcli.train.modality import Modality, warn_skipped
-from hubcli.train.rundir import Run, open_run
+from hubcli.train.report import example_mistakes, write_report
+from hubcli.train.rundir import REPORT_FILE, Run, open_run
 from hubcli.train.serving import ServingModel
 from hubcli.train.splits import Example
 from hubcli.train.text import TextModality, read_sentences
@@ -43,13 +45,17 @@ def modality_for_run(run: Run) -> Modality:
     return modality.from_run(run)
 
 
-def evaluate(model_path: str | os.PathLike, data_path: str | os.PathLike, **load_options) -> dict:
+def evaluate(model_path: str | os.PathLike, data_path: str | os.PathLike, *, report: str | os.PathLike | None = None, **load_options) -> dict:
     """Metrics of a run's model on a labelled dataset (same keys as training's metrics).
 
     Class names must be the model's; a class the model does not know is an error.
     ``load_options`` go to the modality's reader (text: ``text_column``, ``label_column``,
     ``encoding``). A multi-label run reads a manifest and scores with the run's thresholds.
+    With ``report`` (a directory), also writes ``report.html`` there: the metrics and the
+    examples the model got wrong, worst first; the summary's ``report`` names the file.
     """
+    if report is not None and Path(report).exists() and not Path(report).is_dir():
+        raise UsageError(f"--report takes a directory; {report} is a file")
     run = open_run(model_path)
     modality = modality_for_run(run)
     kind = label_kind(multi_label=run.multi_label)
@@ -72,8 +78,9 @@ def evaluate(model_path: str | os.PathLike, data_path: str | os.PathLike, **load
     if not kept:
         raise DataError(f"none of the examples in {data_path} could be read")
     truth = kind.label_array(kept, len(run.labels))
-    metrics = kind.metrics(truth, np.concatenate(probabilities), run.labels, None if run.thresholds is None else np.asarray(run.thresholds))
-    return {
+    probabilities = np.concatenate(probabilities)
+    metrics = kind.metrics(truth, probabilities, run.labels, None if run.thresholds is None else np.asarray(run.thresholds))
+    summary = {
         "model": str(run.path),
         "data": str(data_path),
         "task": run.task,
@@ -81,6 +88,22 @@ def evaluate(model_path: str | os.PathLike, data_path: str | os.PathLike, **load
         **metrics,
         "skipped": [{"key": key, "reason": reason} for key, reason in modality.failures],
     }
+    if report is not None:
+        page = Path(report) / REPORT_FILE
+        page.parent.mkdir(parents=True, exist_ok=True)
+        # A multi-label mistake is a set, not one wrong class: the gallery is for single-label runs.
+        mistakes = [] if run.multi_label else example_mistakes(kept, list(truth), probabilities, run.labels, run.task)
+        write_report(
+            page,
+            title=f"{run.path.name} on {Path(data_path).name}",
+            subtitle=f"{run.task} classifier {run.path} evaluated on {data_path}",
+            task=run.task,
+            labels=run.labels,
+            metrics=summary,
+            mistakes=mistakes,
+        )
+        summary["report"] = str(page)
+    return summary
 
 
 def _evaluation_data(run: Run, modality: Modality, data_path, load_options: dict) -> tuple[list[str], list[Example]]:

@@ -186,6 +186,11 @@ class HubLayer(keras.layers.Layer):
 
     # -- facts read from the module -------------------------------------------------
     @property
+    def module(self):
+        """The loaded module object, sharing its variables with this layer (for its other functions)."""
+        return self._module
+
+    @property
     def image_size(self) -> tuple[int, int] | None:
         return tuple(self.info.image_size) if self.info.image_size else None
 

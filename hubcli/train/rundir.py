@@ -9,6 +9,8 @@ A run directory holds (names are this module's constants)::
     model.keras          KERAS_MODEL_FILE: the Keras model (HubLayer registered as hubcli>HubLayer)
     representative.npz   REPRESENTATIVE_FILE: ``inputs``, sample model inputs for calibration and checks
     plots/, logs/        PLOTS_DIR, LOGS_DIR (logs only with --tensorboard)
+    MODEL_CARD.md        MODEL_CARD_FILE: module, data, metrics, training, intended use, limitations
+    report.html          REPORT_FILE: the metrics, curves and mistakes as one self-contained page
 
 ``run.json`` (schema ``hubcli.run/1``): ``schema``, ``task`` (``"image"`` or ``"text"``),
 ``module`` (``handle``, ``path``, ``sha256``, ``op_libraries``), ``image_size`` (``[h, w]``
@@ -51,11 +53,15 @@ RUN_SCHEMA = "hubcli.run/1"
 RUN_FILE = "run.json"
 METRICS_FILE = "metrics.json"
 LABELS_FILE = "labels.txt"
+#: Beside a multi-label export (and packed in a TFLite file): one threshold per line, in labels.txt's order.
+THRESHOLDS_FILE = "thresholds.txt"
 SERVING_MODEL_DIR = "model"
 KERAS_MODEL_FILE = "model.keras"
 REPRESENTATIVE_FILE = "representative.npz"
 PLOTS_DIR = "plots"
 LOGS_DIR = "logs"
+MODEL_CARD_FILE = "MODEL_CARD.md"
+REPORT_FILE = "report.html"
 EXPORT_DIR = "export"
 
 #: Enough samples for a stable agreement figure without slowing a check down.
@@ -102,6 +108,8 @@ class Run:
     module_paths: dict[str, str] = field(default_factory=dict)
     #: Per-label decision thresholds of a multi-label run; None for a single-label run.
     thresholds: tuple[float, ...] | None = None
+    #: When the run was written (ISO 8601), or None for a record without it.
+    created: str | None = None
 
     @property
     def multi_label(self) -> bool:
@@ -189,7 +197,7 @@ def open_run(path: str | os.PathLike) -> Run:
     }
     return Run(
         run_dir, task, labels, tuple(size) if size else None, meta.get("representative"),
-        module=parts[0], preprocessor=parts[1], module_paths=module_paths, thresholds=thresholds,
+        module=parts[0], preprocessor=parts[1], module_paths=module_paths, thresholds=thresholds, created=meta.get("created"),
     )
 
 
@@ -258,3 +266,13 @@ def write_run_record(
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     (directory / RUN_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+
+
+def thresholds_text(thresholds: Sequence[float]) -> str:
+    """A multi-label run's thresholds as ``thresholds.txt`` holds them (``repr``, so they round-trip exactly).
+
+    Example:
+        >>> thresholds_text([0.5, 0.25])
+        '0.5\\n0.25\\n'
+    """
+    return "".join(f"{value!r}\n" for value in thresholds)
