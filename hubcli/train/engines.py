@@ -206,12 +206,13 @@ def choose_engine(
     module_digest: str,
     features_dir: str | os.PathLike,
     examples: int,
-    convert_min_examples: int = CONVERT_MIN_EXAMPLES,
+    convert_min_examples: int | None = None,
 ):
     """The engine for frozen extraction: the recorded TFLite one, a new one if it passes, else TensorFlow.
 
     ``examples`` is how many examples this run extracts features of: with no record yet and
-    fewer than ``convert_min_examples`` of them, the conversion (seconds) waits for a larger run.
+    fewer than ``convert_min_examples`` (default :data:`CONVERT_MIN_EXAMPLES`) of them, the
+    conversion (seconds) waits for a larger run.
     Modalities without a ``probe_inputs()`` (text: strings are no TFLite builtin) always
     get TensorFlow.
     """
@@ -222,7 +223,7 @@ def choose_engine(
     record_path, flatbuffer_path = engine_paths(features_dir, module_digest, modality.preprocessing)
     record = EngineRecord.read(record_path)
     if record is None:
-        if examples < convert_min_examples:
+        if examples < (CONVERT_MIN_EXAMPLES if convert_min_examples is None else convert_min_examples):
             return TensorFlowEngine(forward)
         record, flatbuffer = _convert_and_probe(forward, probe_inputs(PROBE_SIZE), modality.preprocessing)
         _store(record, flatbuffer, record_path, flatbuffer_path)
