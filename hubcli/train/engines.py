@@ -38,6 +38,7 @@ import hashlib
 import json
 import os
 import queue
+import threading
 import warnings
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -88,7 +89,8 @@ class TFLiteEngine:
     """A converted encoder: a pool of single-threaded XNNPACK interpreters, one per worker.
 
     :meth:`run` is safe to call from ``workers`` threads at once; each call borrows one
-    interpreter (the TFLite wrapper releases the GIL while it computes).
+    interpreter (the TFLite wrapper releases the GIL while it computes). The interpreters
+    are made on the first call, so a run whose features are all cached never makes them.
     """
 
     name = "tflite-xnnpack"
@@ -96,11 +98,17 @@ class TFLiteEngine:
 
     def __init__(self, flatbuffer: bytes, workers: int | None = None):
         self.workers = workers or available_cores()
+        self._flatbuffer: bytes | None = flatbuffer
         self._idle: queue.SimpleQueue = queue.SimpleQueue()
-        for _ in range(self.workers):
-            self._idle.put(_Interpreter(flatbuffer))
+        # One thread makes all interpreters: making one points fd 2 away and back, which must not interleave.
+        self._making = threading.Lock()
 
     def run(self, raw: np.ndarray) -> np.ndarray:
+        with self._making:
+            if self._flatbuffer is not None:
+                for _ in range(self.workers):
+                    self._idle.put(_Interpreter(self._flatbuffer))
+                self._flatbuffer = None
         interpreter = self._idle.get()
         try:
             return interpreter.run(raw)
@@ -109,7 +117,12 @@ class TFLiteEngine:
 
 
 class _Interpreter:
-    """One TFLite interpreter with one thread, resized to each batch size it meets."""
+    """One TFLite interpreter with one thread, run one image at a time.
+
+    XNNPACK spends less CPU per image at batch 1 than at batch 32 (measured on
+    EfficientNet-Lite0: about a tenth less): one image's activations stay in the core's
+    caches, and the per-call overhead is small next to a module's work.
+    """
 
     def __init__(self, flatbuffer: bytes):
         import tensorflow as tf
@@ -118,23 +131,18 @@ class _Interpreter:
         with native_stderr_silenced(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             self._interpreter = tf.lite.Interpreter(model_content=flatbuffer, num_threads=1)
-            self._input = self._interpreter.get_input_details()[0]["index"]
+            self._input = self._interpreter.get_input_details()[0]
             self._output = self._interpreter.get_output_details()[0]["index"]
-            self._shape: tuple | None = None
-            self._resize((1, *self._interpreter.get_input_details()[0]["shape"][1:]))
-
-    def _resize(self, shape: tuple) -> None:
-        with native_stderr_silenced():
-            self._interpreter.resize_tensor_input(self._input, list(shape))
+            self._interpreter.resize_tensor_input(self._input["index"], [1, *self._input["shape"][1:]])
             self._interpreter.allocate_tensors()
-        self._shape = shape
 
     def run(self, raw: np.ndarray) -> np.ndarray:
-        if raw.shape != self._shape:
-            self._resize(raw.shape)
-        self._interpreter.set_tensor(self._input, raw)
-        self._interpreter.invoke()
-        return self._interpreter.get_tensor(self._output).copy()
+        rows = []
+        for index in range(len(raw)):
+            self._interpreter.set_tensor(self._input["index"], raw[index : index + 1])
+            self._interpreter.invoke()
+            rows.append(self._interpreter.get_tensor(self._output)[0].copy())
+        return np.stack(rows)
 
 
 def run_batches(engine, batches: Iterable[tuple[list[int], np.ndarray]]) -> Iterator[tuple[list[int], np.ndarray]]:

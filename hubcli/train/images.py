@@ -226,7 +226,7 @@ class ImageModality:
 
         height, width = self.image_size
 
-        @tf.function(input_signature=[tf.TensorSpec([None, height, width, 3], tf.float32, name="images")])
+        @tf.function(input_signature=[tf.TensorSpec([None, height, width, 3], tf.float32, name="images")], autograph=False)
         def serving_default(images):
             return outputs(model(images, training=False))
 
@@ -236,7 +236,7 @@ class ImageModality:
         # In-graph decoding, so servers need no Python: JPEG/PNG/GIF/BMP/WebP, first frame,
         # antialiased bilinear resize. Unlike training (PIL) it cannot apply EXIF
         # orientation; clients should send upright images.
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")], autograph=False)
         def serve_bytes(image_bytes):
             def decode(data):
                 image = tf.io.decode_image(data, channels=3, expand_animations=False)
