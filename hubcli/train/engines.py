@@ -50,6 +50,7 @@ import numpy as np
 
 from hubcli.fsio import write_bytes_atomic, write_text_atomic
 from hubcli.quiet_tensorflow import native_stderr_silenced
+from hubcli.train.batches import in_batches
 from hubcli.train.resources import available_cores
 
 #: Largest absolute difference from TensorFlow's features a converted engine may show on the probe.
@@ -62,10 +63,16 @@ PROBE_SIZE = 8
 
 
 def frozen_forward(encoder, modality):
-    """raw batch -> features under ``encoder`` in inference mode, as one traced TensorFlow function."""
+    """raw batch -> features under ``encoder`` in inference mode, as one traced TensorFlow function.
+
+    Example:
+        >>> engine = TensorFlowEngine(frozen_forward(encoder, ImageModality((224, 224))))  # doctest: +SKIP
+        >>> engine.run(np.zeros((2, 224, 224, 3), np.uint8)).shape  # doctest: +SKIP
+        (2, 1280)
+    """
     import tensorflow as tf
 
-    return tf.function(lambda raw: encoder(modality.model_inputs(raw), training=False), reduce_retracing=True)
+    return tf.function(lambda raw: encoder(modality.model_inputs(raw), training=False), reduce_retracing=True, autograph=False)
 
 
 class TensorFlowEngine:
@@ -198,7 +205,13 @@ class EngineRecord:
 
 
 def engine_paths(features_dir: str | os.PathLike, module_digest: str, preprocessing: str) -> tuple[Path, Path]:
-    """(record, flatbuffer) paths of the converted engine of one module and preprocessing."""
+    """(record, flatbuffer) paths of the converted engine of one module and preprocessing.
+
+    Example:
+        >>> record, flatbuffer = engine_paths("/cache/features", "sha256:3f2a" + "0" * 60, "image-v1-224x224")  # doctest: +SKIP
+        >>> record.parent, flatbuffer.suffix  # doctest: +SKIP
+        (PosixPath('/cache/features/3f2a0000000000000000000000000000/engines'), '.tflite')
+    """
     import tensorflow as tf
 
     identity = f"{preprocessing}\0tflite-engine-{TFLITE_ENGINE_VERSION}\0tensorflow-{tf.__version__}"
@@ -270,7 +283,8 @@ def _convert_and_probe(forward, probe: np.ndarray, preprocessing: str) -> tuple[
     flatbuffer = None
     try:
         flatbuffer = convert(forward, probe)
-        reference = forward(tf.constant(probe)).numpy()
+        # One image at a time: TensorFlow's scratch memory for a whole batch would raise the run's peak.
+        reference = in_batches(lambda one: forward(tf.constant(one)), probe, batch_size=1)
         converted = TFLiteEngine(flatbuffer, workers=1).run(probe)
         record.max_abs_diff = float(np.max(np.abs(converted - reference))) if reference.size else 0.0
         record.accepted = converted.shape == reference.shape and record.max_abs_diff <= AGREEMENT_TOLERANCE
@@ -285,7 +299,13 @@ def _convert_and_probe(forward, probe: np.ndarray, preprocessing: str) -> tuple[
 
 
 def convert(forward, probe: np.ndarray) -> bytes:
-    """A TFLite flatbuffer of ``forward`` (builtin ops only) for batches shaped like ``probe``, any batch size."""
+    """A TFLite flatbuffer of ``forward`` (builtin ops only) for batches shaped like ``probe``, any batch size.
+
+    Raises whatever the converter raises (``ConverterError`` for ops without a builtin).
+
+    Example:
+        >>> flatbuffer = convert(frozen_forward(encoder, modality), modality.probe_inputs(8))  # doctest: +SKIP
+    """
     import tensorflow as tf
 
     spec = tf.TensorSpec([None, *probe.shape[1:]], tf.as_dtype(probe.dtype))

@@ -226,6 +226,7 @@ class ImageModality:
 
         height, width = self.image_size
 
+        # No Python control flow on tensors here: autograph would only cost a source rewrite per save.
         @tf.function(input_signature=[tf.TensorSpec([None, height, width, 3], tf.float32, name="images")], autograph=False)
         def serving_default(images):
             return outputs(model(images, training=False))

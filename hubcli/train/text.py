@@ -105,7 +105,8 @@ class TextModality:
     def serving_signatures(self, model, outputs) -> dict:
         import tensorflow as tf
 
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+        # No Python control flow on tensors here: autograph would only cost a source rewrite per save.
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")], autograph=False)
         def serving_default(text):
             return outputs(model(text, training=False))
 
