@@ -75,8 +75,24 @@ def frozen_forward(encoder, modality):
     return tf.function(lambda raw: encoder(modality.model_inputs(raw), training=False), reduce_retracing=True, autograph=False)
 
 
+def batch_spec(raw: np.ndarray):
+    """The ``tf.TensorSpec`` of batches shaped like ``raw``, any batch size (object arrays are strings).
+
+    Example:
+        >>> batch_spec(np.zeros((4, 8, 8, 3), np.uint8))  # doctest: +SKIP
+        TensorSpec(shape=(None, 8, 8, 3), dtype=tf.uint8, name=None)
+    """
+    import tensorflow as tf
+
+    return tf.TensorSpec([None, *raw.shape[1:]], tf.string if raw.dtype == object else tf.as_dtype(raw.dtype))
+
+
 class TensorFlowEngine:
-    """The encoder run by TensorFlow, one batch at a time (TF spreads each op over the cores itself)."""
+    """The encoder run by TensorFlow, one batch at a time (TF spreads each op over the cores itself).
+
+    It is traced once, for any batch size, on the first batch: a last, shorter batch
+    (or sentences of new lengths) never costs another trace.
+    """
 
     name = "tensorflow"
     #: Features computed by TensorFlow keep the keys they had before engines existed.
@@ -85,11 +101,14 @@ class TensorFlowEngine:
 
     def __init__(self, forward):
         self._forward = forward
+        self._traced = None
 
     def run(self, raw: np.ndarray) -> np.ndarray:
         import tensorflow as tf
 
-        return self._forward(tf.constant(raw)).numpy()
+        if self._traced is None:
+            self._traced = self._forward.get_concrete_function(batch_spec(raw))
+        return self._traced(tf.constant(raw)).numpy()
 
 
 class TFLiteEngine:
@@ -308,8 +327,7 @@ def convert(forward, probe: np.ndarray) -> bytes:
     """
     import tensorflow as tf
 
-    spec = tf.TensorSpec([None, *probe.shape[1:]], tf.as_dtype(probe.dtype))
-    concrete = forward.get_concrete_function(spec)
+    concrete = forward.get_concrete_function(batch_spec(probe))
     with native_stderr_silenced(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete])
