@@ -105,9 +105,7 @@ def bench_head_settings(data_dir: Path, module: Path, work: Path, folds: int = 5
     import keras
     import numpy as np
 
-    from hubcli.train.engines import choose_engine
-    from hubcli.train.feature_cache import FeatureCache, features_root
-    from hubcli.train.features import FeatureExtractor
+    from hubcli.train.features import frozen_extractor
     from hubcli.train.head import build_head, fit_head
     from hubcli.train.images import ImageModality, scan_image_folder
     from hubcli.train.module_ref import ModuleRef
@@ -116,10 +114,8 @@ def bench_head_settings(data_dir: Path, module: Path, work: Path, folds: int = 5
     labels, examples = scan_image_folder(data_dir)
     module_ref = ModuleRef.resolve(str(module), settings)
     modality = ImageModality(module_ref.info.image_size)
-    root = features_root(settings.cache_dir)
     encoder = modality.build_encoder(module_ref, False)
-    engine = choose_engine(encoder=encoder, modality=modality, module_digest=module_ref.sha256, features_dir=root, examples=len(examples))
-    extractor = FeatureExtractor(modality, engine, cache=FeatureCache(root, module_ref.sha256, modality.preprocessing + engine.cache_tag))
+    extractor = frozen_extractor(modality=modality, encoder=encoder, module=module_ref, examples=len(examples))
     features, kept = extractor.features(examples)
     targets = np.asarray([examples[i].label for i in kept])
     digests = [hashlib.sha256(examples[i].key.encode()).digest() for i in kept]

@@ -13,6 +13,7 @@ from hubcli.train import images as image_data
 from hubcli.train.config import TrainConfig
 from hubcli.train.features import FeatureExtractor
 from hubcli.train.fine_tune import _streamed
+from hubcli.train.head import one_hot
 from hubcli.train.module_ref import ModuleRef
 from hubcli.train.splits import Example
 from hubcli.train.text import TextModality
@@ -87,7 +88,7 @@ class _CountingImages(image_data.ImageModality):
 def test_fine_tuning_decodes_every_epoch_instead_of_holding_the_split(dataset):
     labels, examples = image_data.scan_image_folder(dataset)
     modality = _CountingImages((32, 32))
-    stream = _streamed(modality, examples, len(labels), 8, seed=1)
+    stream = _streamed(modality, examples, one_hot([e.label for e in examples], len(labels)), 8, seed=1)
     epochs = [[(raw.numpy(), target.numpy()) for raw, target in stream] for _ in range(2)]
     # One probe image for the signature, then every image once per epoch.
     assert _CountingImages.decoded == 1 + 2 * len(examples)

@@ -43,9 +43,7 @@ from hubcli.train import rundir
 from hubcli.train.batches import PREDICT_BATCH, in_batches
 from hubcli.train.class_weights import warn_if_imbalanced
 from hubcli.train.config import TrainConfig
-from hubcli.train.engines import choose_engine
-from hubcli.train.feature_cache import FeatureCache, features_root
-from hubcli.train.features import FeatureExtractor, raw_inputs
+from hubcli.train.features import FeatureExtractor, frozen_extractor, raw_inputs
 from hubcli.train.fine_tune import fine_tune, predict_examples
 from hubcli.train.gate import QualityGate
 from hubcli.train.head import CLASSIFIER_LAYER, DROPOUT_LAYER, merge_history
@@ -119,7 +117,10 @@ class _Training:
         started = time.perf_counter()
         keras.utils.set_random_seed(self.config.seed)
         encoder = self.modality.build_encoder(self.module, trainable=False)
-        extractor = self._extractor(encoder, data)
+        extractor = frozen_extractor(
+            modality=self.modality, encoder=encoder, module=self.module, batch_size=self.config.extraction_batch_size,
+            examples=len(data.all_examples()) + self.config.augment_copies * len(data.train),
+        )
         data = self._extract(extractor, data)
         augmented = self._augmented(extractor, data)
 
@@ -175,14 +176,6 @@ class _Training:
         )
         (self.staging / rundir.METRICS_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
         return summary
-
-    def _extractor(self, encoder: keras.layers.Layer, data: LabeledData) -> FeatureExtractor:
-        """The frozen extractor: its engine, and the feature cache keyed by module, preprocessing and engine."""
-        root = features_root(self.module.settings.cache_dir)
-        examples = len(data.all_examples()) + self.config.augment_copies * len(data.train)
-        engine = choose_engine(encoder=encoder, modality=self.modality, module_digest=self.module.sha256, features_dir=root, examples=examples)
-        cache = FeatureCache(root, self.module.sha256, self.modality.preprocessing + engine.cache_tag)
-        return FeatureExtractor(self.modality, engine, cache=cache, batch_size=self.config.extraction_batch_size)
 
     def _extract(self, extractor: FeatureExtractor, data: LabeledData) -> LabeledData:
         """Features of every split into ``x`` and labels into ``y``; returns ``data`` less unreadable examples."""

@@ -22,9 +22,10 @@ import numpy as np
 import tensorflow as tf
 
 from hubcli import console
-from hubcli.train.engines import run_batches
-from hubcli.train.feature_cache import FeatureCache
+from hubcli.train.engines import choose_engine, run_batches
+from hubcli.train.feature_cache import FeatureCache, features_root
 from hubcli.train.modality import Modality
+from hubcli.train.module_ref import ModuleRef
 from hubcli.train.splits import Example
 
 #: Bumped when augment() could produce different pixels for the same (image, copy) seed.
@@ -121,6 +122,20 @@ class FeatureExtractor:
                 bar.update(len(positions))
         self.stats.seconds += time.perf_counter() - started
         return computed
+
+
+def frozen_extractor(*, modality: Modality, encoder, module: ModuleRef, examples: int, batch_size: int = 32) -> FeatureExtractor:
+    """The extractor a run uses: its engine (chosen for ``examples`` examples) and the feature cache keyed by it.
+
+    Example:
+        >>> extractor = frozen_extractor(modality=modality, encoder=encoder, module=module, examples=500)  # doctest: +SKIP
+        >>> extractor.engine.name  # doctest: +SKIP
+        'tflite-xnnpack'
+    """
+    root = features_root(module.settings.cache_dir)
+    engine = choose_engine(encoder=encoder, modality=modality, module_digest=module.sha256, features_dir=root, examples=examples)
+    cache = FeatureCache(root, module.sha256, modality.preprocessing + engine.cache_tag)
+    return FeatureExtractor(modality, engine, cache=cache, batch_size=batch_size)
 
 
 def raw_inputs(modality: Modality, examples: Sequence[Example], batch_size: int) -> np.ndarray:

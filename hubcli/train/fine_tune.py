@@ -96,7 +96,10 @@ def _streamed(modality: Modality, examples: Sequence[Example], targets: np.ndarr
     _, first = next(modality.iter_inputs(examples[:1], 1))
     raw_spec = tf.TensorSpec([None, *first.shape[1:]], tf.string if first.dtype == object else tf.as_dtype(first.dtype))
     target_spec = tf.TensorSpec([None, *targets.shape[1:]], tf.as_dtype(targets.dtype))
-    return tf.data.Dataset.from_generator(batches, output_signature=(raw_spec, target_spec))
+    dataset = tf.data.Dataset.from_generator(batches, output_signature=(raw_spec, target_spec))
+    # Keras needs the batch count up front: with an unknown one it warns on stderr that the data "ran
+    # out" and mis-steps the learning-rate schedule. Extraction already dropped unreadable examples.
+    return dataset.apply(tf.data.experimental.assert_cardinality(math.ceil(len(examples) / batch_size)))
 
 
 def _datasets(modality: Modality, examples: dict, labels: dict, config: TrainConfig, targets):
