@@ -62,8 +62,7 @@ def _train(task: str, cache: Path, output: Path, **options) -> dict:
 
 def _features(task: str, cache: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], object, object]:
     """Cached features and labels per split (the same splits and cache the runs used), the modality and the encoder."""
-    from hubcli.train.feature_cache import FeatureCache, features_root
-    from hubcli.train.features import FeatureExtractor
+    from hubcli.train.features import frozen_extractor
     from hubcli.train.images import ImageModality, load_image_folder
     from hubcli.train.module_ref import ModuleRef
     from hubcli.train.text import TextModality
@@ -79,7 +78,7 @@ def _features(task: str, cache: Path) -> tuple[dict[str, np.ndarray], dict[str, 
         module = ModuleRef.resolve(str(MODULES["text"]), settings)
         modality = TextModality()
     encoder = modality.build_encoder(module, trainable=False)
-    extractor = FeatureExtractor(modality, encoder, cache=FeatureCache(features_root(settings.cache_dir), module.sha256, modality.preprocessing))
+    extractor = frozen_extractor(modality=modality, encoder=encoder, module=module, examples=len(data.all_examples()))
     x, y = {}, {}
     for split in ("train", "validation", "test"):
         examples = getattr(data, split)

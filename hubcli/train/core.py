@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,9 +43,8 @@ from hubcli.train import rundir
 from hubcli.train.batches import PREDICT_BATCH, in_batches
 from hubcli.train.class_weights import warn_if_imbalanced
 from hubcli.train.config import TrainConfig
-from hubcli.train.feature_cache import FeatureCache, features_root
-from hubcli.train.features import FeatureExtractor, raw_inputs
-from hubcli.train.fine_tune import fine_tune
+from hubcli.train.features import FeatureExtractor, frozen_extractor, raw_inputs
+from hubcli.train.fine_tune import fine_tune, predict_examples
 from hubcli.train.gate import QualityGate
 from hubcli.train.head import CLASSIFIER_LAYER, DROPOUT_LAYER, merge_history
 from hubcli.train.head_fitting import FittedHead, cross_validated_score, fit_head_step
@@ -55,9 +55,10 @@ from hubcli.train.model_card import write_model_card
 from hubcli.train.module_ref import ModuleRef
 from hubcli.train.multilabel_metrics import choose_thresholds
 from hubcli.train.report import example_mistakes, write_report
+from hubcli.train.resources import peak_rss_mb
 from hubcli.train.selection import Augmented
 from hubcli.train.serving import save_serving_model
-from hubcli.train.splits import SPLITS, LabeledData
+from hubcli.train.splits import SPLITS, Example, LabeledData
 
 
 def train(
@@ -110,7 +111,8 @@ class _Training:
     name: str
     x: dict[str, np.ndarray] = field(default_factory=dict)
     y: dict[str, np.ndarray] = field(default_factory=dict)
-    raw: dict[str, np.ndarray] = field(default_factory=dict)
+    #: The readable examples of each split that has any (rows of ``x`` and ``y``).
+    examples: dict[str, list[Example]] = field(default_factory=dict)
 
     def __post_init__(self):
         self.kind = label_kind(multi_label=self.config.multi_label)
@@ -119,8 +121,10 @@ class _Training:
         started = time.perf_counter()
         keras.utils.set_random_seed(self.config.seed)
         encoder = self.modality.build_encoder(self.module, trainable=False)
-        cache = FeatureCache(features_root(self.module.settings.cache_dir), self.module.sha256, self.modality.preprocessing)
-        extractor = FeatureExtractor(self.modality, encoder, cache=cache, batch_size=self.config.extraction_batch_size)
+        extractor = frozen_extractor(
+            modality=self.modality, encoder=encoder, module=self.module, batch_size=self.config.extraction_batch_size,
+            examples=len(data.all_examples()) + self.config.augment_copies * len(data.train),
+        )
         data = self._extract(extractor, data)
         augmented = self._augmented(extractor, data)
 
@@ -162,6 +166,7 @@ class _Training:
             "training_time_s": round(training_seconds, 3),
             "extraction": extractor.stats.to_json(),
             "total_time_s": round(time.perf_counter() - started, 3),
+            "peak_rss_mb": peak_rss_mb(),
             "skipped": [{"key": key, "reason": reason} for key, reason in self.modality.failures],
             "history": history,
         }
@@ -207,6 +212,7 @@ class _Training:
             kept_examples[name] = [examples[i] for i in kept]
             if kept:
                 self.x[name] = matrix
+                self.examples[name] = kept_examples[name]
         if self.modality.failures:
             warn_skipped(self.modality.failures)
             data = LabeledData(data.labels, origin=data.origin, **kept_examples)
@@ -224,23 +230,22 @@ class _Training:
         return Augmented(x=np.concatenate([features for features, _ in parts]), y=self.y["train"][source], source=source)
 
     def _fine_tune(self, model: keras.Model, encoder: keras.layers.Layer, data: LabeledData) -> dict:
-        """Fine-tune the model on raw inputs, which are kept in ``raw`` for scoring."""
-        for name in SPLITS:
-            examples = getattr(data, name)
-            if examples:
-                self.raw[name] = raw_inputs(self.modality, examples, self.config.extraction_batch_size)
+        """Fine-tune the model, reading the splits' inputs batch by batch in every epoch."""
         log_dir = self.staging / rundir.LOGS_DIR / "fine_tune" if self.config.tensorboard else None
-        return fine_tune(model, encoder, self.modality, self.raw, self.y, config=self.config, kind=self.kind, num_classes=len(data.labels), log_dir=log_dir)
+        return fine_tune(
+            model, encoder, self.modality, self.examples, self.y, config=self.config, kind=self.kind, num_classes=len(data.labels), log_dir=log_dir
+        )
 
     def _probabilities(self, fitted: FittedHead, model: keras.Model, split: str) -> np.ndarray:
         # The head alone on cached features is the frozen model; a fine-tuned one must see inputs.
         if self.config.fine_tune:
-            return in_batches(lambda batch: model(self.modality.model_inputs(tf.constant(batch)), training=False), self.raw[split])
-        return fitted.head.predict(self.x[split], batch_size=PREDICT_BATCH, verbose=0)
+            return predict_examples(model, self.modality, self.examples[split])
+        # Called directly: Model.predict would build a dataset and a predict function for a few matrix products.
+        return in_batches(lambda batch: fitted.head(batch, training=False), self.x[split], batch_size=PREDICT_BATCH)
 
     def _rethreshold(self, fitted: FittedHead, model: keras.Model) -> None:
         """Fine-tuning moved the probabilities: a multi-label head's thresholds follow, on validation."""
-        if fitted.thresholds is not None and "validation" in self.raw:
+        if fitted.thresholds is not None and "validation" in self.examples:
             fitted.thresholds = choose_thresholds(self.y["validation"], self._probabilities(fitted, model, "validation"))
 
     def _cross_validate(self, num_labels: int) -> dict:
@@ -278,25 +283,26 @@ class _Training:
         """labels.txt, model.keras, model/, representative.npz and plots/ into the staging directory."""
         staging, labels = self.staging, data.labels
         (staging / rundir.LABELS_FILE).write_text("".join(f"{name}\n" for name in labels), encoding="utf-8")
-        model.save(staging / rundir.KERAS_MODEL_FILE)
-        outputs = self.kind.serving_outputs(labels, fitted.thresholds)
-        save_serving_model(model, self.modality.serving_signatures(model, outputs), staging / rundir.SERVING_MODEL_DIR)
-        picked = _evenly_spaced(len(data.train), self.modality.representative_limit)
-        if "train" in self.raw:
-            sample_raw = self.raw["train"][picked]
-        else:
-            sample_raw = raw_inputs(self.modality, [data.train[i] for i in picked], self.config.extraction_batch_size)
-        self._save_representative(sample_raw, staging / rundir.REPRESENTATIVE_FILE)
-        plots = staging / rundir.PLOTS_DIR
-        plots.mkdir()
-        if history:
-            plot_training_curves(history, plots / "training_curves.png", phase_starts=phase_starts)
-        if fitted.choice is not None:
-            plot_selection_path(fitted.choice.curve, fitted.choice.l2, fitted.choice.extra["path_metric"], plots / "selection.png")
-        if "confusion_matrix" in metrics:
-            plot_confusion_matrix(metrics["confusion_matrix"], labels, plots / "confusion_matrix.png")
+        sample = [data.train[i] for i in _evenly_spaced(len(data.train), self.modality.representative_limit)]
+        # Decoding and writing the sample is mostly outside the GIL, while saving the models is
+        # Python tracing: on a second thread the sample costs the run next to nothing.
+        with ThreadPoolExecutor(1, thread_name_prefix="hubcli-representative") as background:
+            representative = background.submit(self._save_representative, sample, staging / rundir.REPRESENTATIVE_FILE)
+            model.save(staging / rundir.KERAS_MODEL_FILE)
+            outputs = self.kind.serving_outputs(labels, fitted.thresholds)
+            save_serving_model(model, self.modality.serving_signatures(model, outputs), staging / rundir.SERVING_MODEL_DIR)
+            plots = staging / rundir.PLOTS_DIR
+            plots.mkdir()
+            if history:
+                plot_training_curves(history, plots / "training_curves.png", phase_starts=phase_starts)
+            if fitted.choice is not None:
+                plot_selection_path(fitted.choice.curve, fitted.choice.l2, fitted.choice.extra["path_metric"], plots / "selection.png")
+            if "confusion_matrix" in metrics:
+                plot_confusion_matrix(metrics["confusion_matrix"], labels, plots / "confusion_matrix.png")
+            representative.result()
 
-    def _save_representative(self, raw: np.ndarray, path: Path) -> None:
+    def _save_representative(self, examples: list[Example], path: Path) -> None:
+        raw = raw_inputs(self.modality, examples, self.config.extraction_batch_size)
         inputs = self.modality.model_inputs(tf.constant(raw))
         if inputs.dtype == tf.string:
             values = np.asarray([value.decode("utf-8") for value in inputs.numpy()], dtype=str)

@@ -1,10 +1,12 @@
 """Features of examples under a frozen encoder, through the on-disk feature cache.
 
-Only cache misses are decoded and run through the module, in batches, with decoding
-pipelined ahead by the modality; identical examples (same content) run once.
+Only cache misses are decoded and run through the module, in batches (in the modality's
+batching order: text by length), with decoding pipelined ahead by the modality and the
+engine (:mod:`hubcli.train.engines`) running batches on its own workers; identical
+examples (same content) run once.
 
 Example:
-    >>> extractor = FeatureExtractor(modality, encoder, cache=cache)  # doctest: +SKIP
+    >>> extractor = FeatureExtractor(modality, engine, cache=cache)  # doctest: +SKIP
     >>> matrix, kept = extractor.features(data.train)  # doctest: +SKIP
     >>> extractor.stats.to_json()["features_computed"]  # a warm re-run computes none  # doctest: +SKIP
     0
@@ -16,13 +18,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 from hubcli import console
-from hubcli.train.feature_cache import FeatureCache
+from hubcli.train.engines import choose_engine, run_batches
+from hubcli.train.feature_cache import FeatureCache, features_root
 from hubcli.train.modality import Modality
+from hubcli.train.module_ref import ModuleRef
 from hubcli.train.splits import Example
 
 #: Bumped when augment() could produce different pixels for the same (image, copy) seed.
@@ -37,6 +40,8 @@ class ExtractionStats:
     features_cached: int = 0
     forward_batches: int = 0
     seconds: float = 0.0
+    #: The engine that computes (and keys) this run's features: ``tensorflow`` or ``tflite-xnnpack``.
+    engine: str = "tensorflow"
 
     def to_json(self) -> dict:
         rate = self.features_computed / self.seconds if self.features_computed and self.seconds > 0 else None
@@ -46,22 +51,24 @@ class ExtractionStats:
             "forward_batches": self.forward_batches,
             "seconds": round(self.seconds, 3),
             "examples_per_s": round(rate, 1) if rate else None,
+            "engine": self.engine,
         }
 
 
 class FeatureExtractor:
-    """Features of examples under a frozen ``encoder``, cached in ``cache`` (None: no cache)."""
+    """Features of examples computed by ``engine``, cached in ``cache`` (None: no cache).
 
-    def __init__(self, modality: Modality, encoder: keras.layers.Layer, *, cache: FeatureCache | None, batch_size: int = 32):
+    The cache must be keyed by the engine too (``engine.cache_tag`` in its preprocessing id).
+    """
+
+    def __init__(self, modality: Modality, engine, *, cache: FeatureCache | None, batch_size: int = 32):
         self.modality = modality
+        self.engine = engine
         self.cache = cache
         self.batch_size = batch_size
-        self.stats = ExtractionStats()
-        self._forward = tf.function(lambda raw: encoder(modality.model_inputs(raw), training=False), reduce_retracing=True)
-        self._forward_augmented = tf.function(
-            lambda raw, seeds: encoder(modality.model_inputs(modality.augment(raw, seeds)), training=False),
-            reduce_retracing=True,
-        )
+        self.stats = ExtractionStats(engine=engine.name)
+        # Augmentation stays in TensorFlow whatever the engine: the engine sees the augmented raw batch.
+        self._augment = tf.function(modality.augment, reduce_retracing=True) if modality.supports_augmentation else None
 
     def _key(self, example: Example, copy: int | None) -> str:
         digest = self.modality.content_hash(example)
@@ -89,20 +96,24 @@ class FeatureExtractor:
         matrix = np.stack([found[keys[i]] for i in kept]) if kept else np.zeros((0, dim), np.float32)
         return matrix, kept
 
+    def _inputs(self, examples: list[Example], keys: list[str], copy: int | None):
+        """The modality's raw batches, each replaced by its ``copy``-th augmented version when asked."""
+        for positions, raw in self.modality.iter_inputs(examples, self.batch_size):
+            if copy is not None:
+                # A stateless seed per (example, copy): the same copy is the same pixels on every run.
+                seeds = np.asarray([[int(keys[p][:8], 16) & 0x7FFFFFFF, copy] for p in positions], dtype=np.int32)
+                raw = self._augment(tf.constant(raw), tf.constant(seeds)).numpy()
+            yield positions, raw
+
     def _compute(self, examples: list[Example], keys: list[str], copy: int | None, description: str) -> dict[str, np.ndarray]:
         """Run the module on ``examples`` (cache misses), storing what it computes in the cache."""
+        order = self.modality.batching_order(examples)
+        examples, keys = [examples[i] for i in order], [keys[i] for i in order]
         computed: dict[str, np.ndarray] = {}
         started = time.perf_counter()
         with console.progress_bar(len(examples), description, unit="ex") as bar:
-            for positions, raw in self.modality.iter_inputs(examples, self.batch_size):
+            for positions, values in run_batches(self.engine, self._inputs(examples, keys, copy)):
                 batch_keys = [keys[p] for p in positions]
-                if copy is None:
-                    batch = self._forward(tf.constant(raw))
-                else:
-                    # A stateless seed per (example, copy): the same copy is the same pixels on every run.
-                    seeds = np.asarray([[int(key[:8], 16) & 0x7FFFFFFF, copy] for key in batch_keys], dtype=np.int32)
-                    batch = self._forward_augmented(tf.constant(raw), tf.constant(seeds))
-                values = batch.numpy()
                 computed.update(zip(batch_keys, values, strict=True))
                 if self.cache is not None:
                     self.cache.put(batch_keys, values)
@@ -111,6 +122,20 @@ class FeatureExtractor:
                 bar.update(len(positions))
         self.stats.seconds += time.perf_counter() - started
         return computed
+
+
+def frozen_extractor(*, modality: Modality, encoder, module: ModuleRef, examples: int, batch_size: int = 32) -> FeatureExtractor:
+    """The extractor a run uses: its engine (chosen for ``examples`` examples) and the feature cache keyed by it.
+
+    Example:
+        >>> extractor = frozen_extractor(modality=modality, encoder=encoder, module=module, examples=500)  # doctest: +SKIP
+        >>> extractor.engine.name  # doctest: +SKIP
+        'tflite-xnnpack'
+    """
+    root = features_root(module.settings.cache_dir)
+    engine = choose_engine(encoder=encoder, modality=modality, module_digest=module.sha256, features_dir=root, examples=examples)
+    cache = FeatureCache(root, module.sha256, modality.preprocessing + engine.cache_tag)
+    return FeatureExtractor(modality, engine, cache=cache, batch_size=batch_size)
 
 
 def raw_inputs(modality: Modality, examples: Sequence[Example], batch_size: int) -> np.ndarray:

@@ -38,6 +38,7 @@ from hubcli.train.gate import QualityGate
 from hubcli.train.image_decode import DECODER_VERSION, IMAGE_SUFFIXES, content_hash, decode_failure, decode_image, read_source
 from hubcli.train.manifest import MANIFEST_SUFFIXES, load_manifest
 from hubcli.train.module_ref import ModuleRef
+from hubcli.train.resources import available_cores
 from hubcli.train.rundir import Run, default_output
 from hubcli.train.splits import Example, LabeledData
 from hubcli.train.tfds_reader import read_tfds
@@ -120,8 +121,10 @@ class ImageModality:
     def __init__(self, image_size: Sequence[int], workers: int | None = None):
         self.image_size = (int(image_size[0]), int(image_size[1]))
         self.preprocessing = f"image-v{DECODER_VERSION}-{self.image_size[0]}x{self.image_size[1]}-pil-bilinear-exif"
-        # Decoding releases the GIL inside PIL; more threads than cores keeps the module fed.
-        self.workers = workers or min(16, 2 * (os.cpu_count() or 2))
+        # Decoding releases the GIL inside PIL. It is a small share of each image's work (the
+        # module is most of it), so one decoder per core keeps any engine fed without
+        # crowding the cores the engine needs.
+        self.workers = workers or available_cores()
         self.failures: list[tuple[str, str]] = []
         self._hashes: dict[str, str] = {}
 
@@ -130,6 +133,25 @@ class ImageModality:
         if digest is None:
             digest = self._hashes[example.key] = content_hash(read_source(example.source))
         return digest
+
+    def batching_order(self, examples: Sequence[Example]) -> list[int]:
+        """Images batch in the order given: every one costs the module the same."""
+        return list(range(len(examples)))
+
+    def probe_inputs(self, count: int) -> np.ndarray:
+        """A fixed raw batch (smooth photo-like ramps and noise) that converted engines are checked on.
+
+        Example:
+            >>> ImageModality((4, 6)).probe_inputs(2).shape
+            (2, 4, 6, 3)
+        """
+        height, width = self.image_size
+        rng = np.random.default_rng(0)
+        noise = rng.integers(0, 256, (count, height, width, 3)).astype(np.float32)
+        across, down = np.meshgrid(np.linspace(0, 255, width), np.linspace(255, 0, height))
+        ramps = np.stack([across, down, np.full((height, width), 128.0)], axis=-1)
+        noise[::2] = 0.8 * ramps + 0.2 * noise[::2]
+        return noise.astype(np.uint8)
 
     def _decode(self, example: Example):
         try:
@@ -204,14 +226,18 @@ class ImageModality:
 
         height, width = self.image_size
 
-        @tf.function(input_signature=[tf.TensorSpec([None, height, width, 3], tf.float32, name="images")])
+        # No Python control flow on tensors here: autograph would only cost a source rewrite per save.
+        @tf.function(input_signature=[tf.TensorSpec([None, height, width, 3], tf.float32, name="images")], autograph=False)
         def serving_default(images):
             return outputs(model(images, training=False))
+
+        # serve_bytes calls this traced function rather than the model: one trace of the model, not two.
+        classify_images = serving_default.get_concrete_function()
 
         # In-graph decoding, so servers need no Python: JPEG/PNG/GIF/BMP/WebP, first frame,
         # antialiased bilinear resize. Unlike training (PIL) it cannot apply EXIF
         # orientation; clients should send upright images.
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")], autograph=False)
         def serve_bytes(image_bytes):
             def decode(data):
                 image = tf.io.decode_image(data, channels=3, expand_animations=False)
@@ -219,7 +245,7 @@ class ImageModality:
                 return tf.clip_by_value(image / 255.0, 0.0, 1.0)
 
             images = tf.map_fn(decode, image_bytes, fn_output_signature=tf.TensorSpec([height, width, 3], tf.float32))
-            return outputs(model(images, training=False))
+            return classify_images(images)
 
         return {"serving_default": serving_default, "serve_bytes": serve_bytes}
 

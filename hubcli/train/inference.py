@@ -69,6 +69,8 @@ def evaluate(model_path: str | os.PathLike, data_path: str | os.PathLike, *, rep
     examples = _relabelled(examples, [run.labels.index(name) for name in data_labels])
     serving = ServingModel(run)
     kept, probabilities = [], []
+    # Metrics do not depend on the order, so batch as extraction does (text by length: little padding).
+    examples = [examples[i] for i in modality.batching_order(examples)]
     with console.progress_bar(len(examples), "evaluating", unit="ex") as bar:
         for positions, raw in modality.iter_inputs(examples, PREDICT_BATCH):
             probabilities.append(serving.probabilities(modality.model_inputs(tf.constant(raw)).numpy()))

@@ -13,6 +13,10 @@ Inputs pass through three forms:
 - *model* inputs, made in the graph by :meth:`Modality.model_inputs`: what the Keras model
   and the module take (float32 images in [0, 1], ``tf.string`` sentences).
 
+A modality may also offer ``probe_inputs(count) -> raw batch``: a fixed batch on which a
+converted extraction engine is checked against TensorFlow (:mod:`hubcli.train.engines`);
+without it, features are always computed by TensorFlow.
+
 Example:
     >>> from hubcli.train.text import TextModality
     >>> isinstance(TextModality(), Modality)
@@ -60,6 +64,11 @@ class Modality(Protocol):
     def content_hash(self, example: Example) -> str:
         """Hex digest of the example's raw content (image bytes; utf-8 text, plus anything
         else that changes the module input); never its path, label or split."""
+        ...
+
+    def batching_order(self, examples: Sequence[Example]) -> list[int]:
+        """The order in which feature extraction batches ``examples`` (indices into them): text
+        sorts by length, so a batch pads little; the features are put back in place."""
         ...
 
     def iter_inputs(self, examples: Sequence[Example], batch_size: int) -> Iterator[tuple[list[int], np.ndarray]]:

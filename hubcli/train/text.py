@@ -67,6 +67,15 @@ class TextModality:
     def content_hash(self, example: Example) -> str:
         return text_key(example.source)
 
+    def batching_order(self, examples: Sequence[Example]) -> list[int]:
+        """Longest sentences first, so each batch pads to nearly its own length (the module pads to a batch's longest).
+
+        Example:
+            >>> TextModality().batching_order([Example("a", 0, "short"), Example("b", 0, "a longer one")])
+            [1, 0]
+        """
+        return sorted(range(len(examples)), key=lambda i: -len(examples[i].source))
+
     def iter_inputs(self, examples: Sequence[Example], batch_size: int) -> Iterator[tuple[list[int], np.ndarray]]:
         # Nothing to decode: sentences are already in memory.
         for start, stop in batch_bounds(len(examples), batch_size):
@@ -96,7 +105,8 @@ class TextModality:
     def serving_signatures(self, model, outputs) -> dict:
         import tensorflow as tf
 
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+        # No Python control flow on tensors here: autograph would only cost a source rewrite per save.
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")], autograph=False)
         def serving_default(text):
             return outputs(model(text, training=False))
 
