@@ -55,7 +55,7 @@ def test_jsonl_manifests_for_images_and_texts(tmp_path):
 
 def test_a_folder_is_refused_with_a_pointer(tmp_path):
     (tmp_path / "cats").mkdir()
-    with pytest.raises(DataError, match="--multi-label reads a manifest.*is a folder"):
+    with pytest.raises(DataError, match="is a folder, but multi-label data is a manifest: a CSV with path,labels columns"):
         read_manifest(tmp_path, task="image")
 
 

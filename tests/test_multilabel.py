@@ -10,6 +10,7 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 
 from hubcli.config import Settings  # noqa: E402
+from hubcli.errors import DataError  # noqa: E402
 from hubcli.export.artifacts import export_run  # noqa: E402
 from hubcli.savedmodel.tflite_metadata import associated_files  # noqa: E402
 from hubcli.train.config import TrainConfig  # noqa: E402
@@ -77,6 +78,11 @@ def test_evaluate_on_the_test_manifest_reproduces_the_runs_metrics(image_run, ma
     assert evaluation["multi_label"] and evaluation["examples"] == summary["splits"]["test"]
     for key in ("micro_f1", "macro_f1", "subset_accuracy", "mean_average_precision"):
         assert evaluation[key] == pytest.approx(summary[key], abs=1e-3), key
+    with pytest.raises(DataError, match="is a folder, but multi-label data is a manifest"):
+        evaluate(run, manifest.parent / "images")
+    test_manifest.write_text(f"path,labels\n{test[0].source},red;zebra\n", encoding="utf-8")
+    with pytest.raises(DataError, match="label\\(s\\) 'zebra' in .* are not among the model's labels: blue, green, red"):
+        evaluate(run, test_manifest)
 
 
 def test_predict_lists_every_label_above_its_threshold(image_run, manifest):
@@ -173,8 +179,8 @@ def test_cli_multilabel_run_gate_and_bad_manifests(manifest, tiny_image_module, 
         result = run_hubcli("retrain-images", bad, "--multi-label", "--module", tiny_image_module, *cache)
         assert message in error_line(result, code, alone=True)
     result = run_hubcli("retrain-images", manifest.parent, "--multi-label", "--module", tiny_image_module, *cache)
-    assert "is a folder; for one class folder per label drop --multi-label" in error_line(result, 8, alone=True)
+    assert "is a folder, but multi-label data is a manifest" in error_line(result, 8, alone=True)
     result = run_hubcli("retrain-images", manifest, "--module", tiny_image_module, *cache)
-    assert "add --multi-label" in error_line(result, 8, alone=True)
+    assert "a manifest is for multi-label runs (--multi-label)" in error_line(result, 8, alone=True)
     result = run_hubcli("retrain-images", manifest, "--multi-label", "--min-accuracy", "0.9", "--module", tiny_image_module, *cache)
     assert "gate a --multi-label run with --min-micro-f1" in error_line(result, 2, alone=True)

@@ -54,7 +54,7 @@ def scan_image_folder(root: str | os.PathLike) -> tuple[list[str], list[Example]
     """
     root = Path(root)
     if root.is_file():
-        hint = "; for a multi-label manifest add --multi-label" if root.suffix.lower() in MANIFEST_SUFFIXES else ""
+        hint = "; a manifest is for multi-label runs (--multi-label)" if root.suffix.lower() in MANIFEST_SUFFIXES else ""
         raise DataError(f"{root} is a file, not a folder of class folders of images{hint}")
     if not root.is_dir():
         raise NotFoundError(f"dataset folder {root} does not exist")

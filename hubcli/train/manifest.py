@@ -68,8 +68,8 @@ def read_manifest(path, *, task: str, encoding: str = "utf-8") -> Manifest:
     path = Path(path).expanduser()
     if path.is_dir():
         raise DataError(
-            f"--multi-label reads a manifest (CSV with {SOURCE_FIELD[task]},labels columns, or JSONL), "
-            f"but {path} is a folder; for one class folder per label drop --multi-label"
+            f"{path} is a folder, but multi-label data is a manifest: a CSV with {SOURCE_FIELD[task]},labels columns, or JSONL "
+            "(class folders train a single-label run, without --multi-label)"
         )
     if not path.is_file():
         raise NotFoundError(f"no such manifest: {path}")
