@@ -70,6 +70,32 @@ def test_the_console_script_runs_the_cli_main():
     assert script.load() is app.main
 
 
+_LOADED_TF_EXIT = """
+import atexit, pathlib, sys
+import tensorflow
+from hubcli.cli.app import main
+
+marker = pathlib.Path(sys.argv[1])
+atexit.register(lambda: marker.write_text("exit handlers ran"))
+sys.stdout.write("x" * 1_000_000)
+sys.argv = ["hubcli", "inspect", sys.argv[2]]
+main()
+"""
+
+
+def test_a_command_that_loaded_tensorflow_exits_with_its_code_its_output_and_exit_handlers(tmp_path):
+    # Once TensorFlow is loaded, hubcli skips the interpreter's teardown; nothing else may change.
+    missing = tmp_path / "no-such-module"
+    plain = run_hubcli("inspect", missing)
+    assert plain.returncode not in (0, 70)
+    marker = tmp_path / "marker"
+    done = subprocess.run([sys.executable, "-c", _LOADED_TF_EXIT, str(marker), str(missing)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == plain.returncode
+    assert done.stdout == "x" * 1_000_000
+    assert error_line(done) == error_line(plain)
+    assert marker.read_text() == "exit handlers ran"
+
+
 _NO_TF_PROBE = """
 import sys
 import typer.main

@@ -91,6 +91,19 @@ def test_exported_models_reproduce_in_process_predictions(frozen_run):
     np.testing.assert_allclose(from_bytes, expected[:5], atol=1e-4)
 
 
+def test_serving_model_stores_each_weight_once_with_its_trained_value(image_run):
+    # image_run fine-tuned its module: the SavedModel must carry the moved weights, once each.
+    keras_model = keras.models.load_model(image_run / "model.keras")
+    checkpoint = tf.train.load_checkpoint(str(image_run / "model" / "variables" / "variables"))
+    stored = [name for name in checkpoint.get_variable_to_shape_map() if name != "_CHECKPOINTABLE_OBJECT_GRAPH"]
+    assert len(stored) == len(keras_model.weights)
+
+    def fingerprint(values):
+        return sorted((tuple(np.shape(value)), round(float(np.sum(value)), 4)) for value in values)
+
+    assert fingerprint(checkpoint.get_tensor(name) for name in stored) == fingerprint(w.numpy() for w in keras_model.weights)
+
+
 def test_second_run_makes_no_forward_passes_and_is_reproducible(frozen_run, dataset, tiny_image_module, settings, tmp_path):
     _, first = frozen_run
     again = _retrain(dataset, tiny_image_module, settings, tmp_path / "again")

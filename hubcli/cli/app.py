@@ -8,6 +8,7 @@ stderr and the exit code the README documents.
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import sys
@@ -63,6 +64,35 @@ app.add_typer(cache_app, name="cache")
 
 def main() -> None:
     """Console-script entry point: run the app, turning every failure into one stderr line."""
+    try:
+        _run_app()
+    except SystemExit as done:
+        _leave(done.code)
+    _leave(0)
+
+
+def _leave(code) -> None:
+    """Exit with ``code``; once TensorFlow is loaded, without tearing the interpreter down.
+
+    Finalizing TensorFlow's modules and native state takes about a second on every command
+    that used it and does nothing for the user: the command has closed what it wrote, and
+    the exit handlers (temporary files, logging) still run here.
+    """
+    if "tensorflow" not in sys.modules or not isinstance(code, int | None):
+        sys.exit(code)
+    try:
+        sys.stdout.flush()
+    except (BrokenPipeError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    try:
+        sys.stderr.flush()
+    except (BrokenPipeError, ValueError):
+        pass
+    atexit._run_exitfuncs()
+    os._exit(code or 0)
+
+
+def _run_app() -> None:
     from hubcli import quiet_tensorflow
 
     quiet_tensorflow.install()

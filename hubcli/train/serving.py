@@ -45,9 +45,20 @@ def multilabel_outputs(probabilities: tf.Tensor, thresholds: Sequence[float]) ->
 
 
 def save_serving_model(model: keras.Model, signatures: dict, path: Path) -> None:
-    """Save ``model`` as a SavedModel at ``path`` with the given serving ``signatures``."""
+    """Save ``model`` as a SavedModel at ``path`` with the given serving ``signatures``.
+
+    The SavedModel tracks what the signatures read, not the Keras objects: each hub
+    module as it was loaded (its variables, tables and assets) and the TF storage of
+    the model's other weights. Tracking the Keras model would store every module variable
+    twice (the module's and the Keras wrapper's) and cost a second walk over both.
+    """
+    from hubcli.train.layer import HubLayer
+
+    hub_layers = [layer for layer in model._flatten_layers(include_self=False) if isinstance(layer, HubLayer)]
+    module_variables = {id(variable) for layer in hub_layers for variable in getattr(layer.module, "variables", ())}
     holder = tf.Module()
-    holder.model = model
+    holder.modules = [layer.module for layer in hub_layers]
+    holder.weights = [weight.value for weight in model.weights if id(weight.value) not in module_variables]
     tf.saved_model.save(holder, str(path), signatures=signatures)
 
 
