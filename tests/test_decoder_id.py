@@ -46,3 +46,9 @@ def test_differences_name_each_library_that_differs():
     other = {**_HERE, "pillow": "12.1.0", "webp": "none"}
     assert decoder_differences(_HERE, other) == ["pillow 13.0.0 != 12.1.0", "webp 1.6.0 != none"]
     assert describe_decoder(other) == "Pillow 12.1.0 with libjpeg-turbo 3.2.0 and WebP none"
+
+
+def test_the_image_modality_keys_its_features_by_this_processs_decoder():
+    from hubcli.train.images import ImageModality
+
+    assert ImageModality((32, 48)).preprocessing == image_preprocessing_id((32, 48), versions=decoder_versions())

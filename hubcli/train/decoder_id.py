@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from hubcli.train.images import DECODER_VERSION
+from hubcli.train.image_decode import DECODER_VERSION
 
 
 def decoder_versions() -> dict[str, str]:
