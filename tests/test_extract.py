@@ -23,7 +23,16 @@ PER_CLASS = 6
 
 
 def _shards(cache_dir: Path) -> list[Path]:
-    return sorted((cache_dir / "features").glob("*/*/shard-*.npy"))
+    """The shards readers see: a .npy whose .keys exists (a writer renames the .keys last)."""
+    return sorted(keys.with_suffix(".npy") for keys in (cache_dir / "features").glob("*/*/shard-*.keys"))
+
+
+def _rows(cache_dir: Path) -> list[tuple[str, np.ndarray]]:
+    """Every (key, feature vector) of every visible shard of a cache, duplicates included."""
+    rows = []
+    for shard in _shards(cache_dir):
+        rows.extend(zip(shard.with_suffix(".keys").read_text().split(), np.load(shard), strict=True))
+    return rows
 
 
 @pytest.fixture(scope="module")
@@ -76,16 +85,13 @@ def test_extract_on_two_workers_then_retrain_computes_no_feature_and_matches_a_l
     assert from_beam["extraction"]["features_computed"] == 0
     local = _retrain(photos, tiny_image_module, tmp_path / "local_cache", tmp_path / "run_local")
     assert local["extraction"]["features_computed"] == 3 * PER_CLASS
-    assert from_beam["history"] == local["history"]
-    assert from_beam["accuracy"] == local["accuracy"]
+    beam_metrics, local_metrics = (json.loads((tmp_path / run / "metrics.json").read_text()) for run in ("run_beam", "run_local"))
+    assert beam_metrics["history"] == local_metrics["history"]
+    assert (from_beam["accuracy"], from_beam["confusion_matrix"]) == (local["accuracy"], local["confusion_matrix"])
     # The shards hold the very features local extraction computes, bit for bit.
-    by_key = {}
-    for cache in ("cache", "local_cache"):
-        for shard in _shards(tmp_path / cache):
-            keys = shard.with_suffix(".keys").read_text().split()
-            by_key.setdefault(cache, {}).update(zip(keys, np.load(shard), strict=True))
-    assert by_key["cache"].keys() == by_key["local_cache"].keys()
-    assert all(np.array_equal(by_key["cache"][key], by_key["local_cache"][key]) for key in by_key["cache"])
+    from_shards, from_local = dict(_rows(tmp_path / "cache")), dict(_rows(tmp_path / "local_cache"))
+    assert from_shards.keys() == from_local.keys()
+    assert all(np.array_equal(from_shards[key], from_local[key]) for key in from_shards)
 
 
 @pytest.mark.slow
@@ -107,15 +113,18 @@ def test_a_killed_extraction_leaves_only_whole_shards_and_a_retry_completes_them
         time.sleep(0.01)
     os.killpg(process.pid, signal.SIGKILL)  # the launcher and its worker processes, mid-write
     process.wait()
-    for keys_file in (cache / "features").glob("*/*/shard-*.keys"):
-        # Every shard a reader can see is complete: its matrix loads and has a row per key.
-        assert len(np.load(keys_file.with_suffix(".npy"))) == len(keys_file.read_text().split())
+    # Every shard a reader can see is complete: its matrix loads and has a row per key.
+    assert all(len(np.load(shard)) == len(shard.with_suffix(".keys").read_text().split()) for shard in _shards(cache))
     retried = _extract(photos, tiny_image_module, cache, "--workers", "2", "--shard-rows", "1")
     assert retried.returncode == 0, retried.stderr
-    # Shards are named by their content, so the retry and the killed run wrote the same files.
+    # The retry computed only what the killed run had not written: the cache now holds each
+    # feature once, the same features as an uninterrupted run.
     clean = tmp_path / "clean"
-    assert _extract(photos, tiny_image_module, clean, "--shard-rows", "1").returncode == 0
-    assert [shard.name for shard in _shards(cache)] == [shard.name for shard in _shards(clean)]
+    assert _extract(photos, tiny_image_module, clean).returncode == 0
+    retried_rows, clean_rows = _rows(cache), _rows(clean)
+    assert sorted(key for key, _ in retried_rows) == sorted(key for key, _ in clean_rows) and len(clean_rows) == 3 * PER_CLASS
+    clean_features = dict(clean_rows)
+    assert all(np.array_equal(vector, clean_features[key]) for key, vector in retried_rows)
 
 
 @pytest.mark.slow
@@ -171,3 +180,25 @@ def test_an_unreachable_job_service_is_one_line(photos, tiny_image_module, tmp_p
     line = error_line(_extract(photos, tiny_image_module, tmp_path / "cache", *options), 4, alone=True)
     assert "no Beam job service answered" in line
     assert not _shards(tmp_path / "cache")
+
+
+@pytest.mark.slow
+def test_workers_with_another_decoder_fail_under_strict_and_are_reported_otherwise(photos, tiny_image_module, tmp_path, capsys):
+    from hubcli.config import Settings
+    from hubcli.errors import IntegrityError
+    from hubcli.scale.extract import extract
+    from hubcli.train.decoder_id import decoder_versions, describe_decoder
+
+    # The machine that will train decodes JPEGs with another libjpeg-turbo than these workers.
+    trainer = {**decoder_versions(), "jpeg": "libjpeg-turbo 2.0.0"}
+    options = {"data": str(photos), "module_handle": str(tiny_image_module), "settings": Settings.load(cache_dir=tmp_path / "cache", offline=True)}
+    with pytest.raises(IntegrityError, match=r"a worker decodes images with .* not the launcher's .*jpeg libjpeg-turbo 2\.0\.0 != "):
+        extract(**options, strict=True, expected_decoder=trainer)
+    assert not _shards(tmp_path / "cache")
+
+    summary = extract(**options, expected_decoder=trainer)
+    assert summary["worker_decoders"] == {describe_decoder(decoder_versions()): 3 * PER_CLASS}
+    warning = capsys.readouterr().err
+    assert "workers decoded images with another decoder than this machine's" in warning and "libjpeg-turbo 2.0.0" in warning
+    # Their features are cached under the workers' own preprocessing id, never under the trainer's.
+    assert summary["preprocessing"] not in {path.read_text().strip() for path in (tmp_path / "cache" / "features").glob("*/*/preprocessing.txt")}

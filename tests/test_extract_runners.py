@@ -28,7 +28,7 @@ REMOTE = {
     ),
     "flink": (["flink_master=flink.internal:8081", "environment_type=DOCKER"], "FlinkRunner", {"flink_master": "flink.internal:8081", "parallelism": 3}),
     "spark": (["spark_master_url=spark://spark.internal:7077"], "SparkRunner", {"spark_master_url": "spark://spark.internal:7077"}),
-    "portable": (["job_endpoint=jobs.internal:8099", "environment_type=EXTERNAL"], "PortableRunner", {"job_endpoint": "jobs.internal:8099"}),
+    "portable": (["job_endpoint=jobs.internal:8099", "environment_type=DOCKER"], "PortableRunner", {"job_endpoint": "jobs.internal:8099"}),
 }
 
 

@@ -45,8 +45,9 @@ def extract_command(
     json_output: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Compute a frozen module's features of many images on a Beam runner, into the feature cache that
-    retrain-images reads; the last stdout line is the output folder.
+    """Compute a frozen module's features of many images on Apache Beam, into the cache retrain-images reads.
+
+    The last stdout line is the folder of the manifest, the list of failures and the summary.
 
     Example: `hubcli extract ./flowers --module efficientnet_lite0 --workers 2`
     """

@@ -48,6 +48,7 @@ class Extraction:
     data: str
     module: object
     preprocessing: str
+    engine: str
     decoder: str
     features_root: str
     output: str
@@ -77,8 +78,13 @@ def plan_extraction(
     batch_size: int = 32,
     rows_per_shard: int | None = None,
     strict: bool = False,
+    expected_decoder: dict[str, str] | None = None,
 ) -> Extraction:
     """Check the runner can start, resolve the module, list the data and build the pipeline.
+
+    Workers compare their image decoder with ``expected_decoder`` (default: this process's,
+    :func:`hubcli.train.decoder_id.decoder_versions`), the decoder of the machine that will
+    train on the features.
 
     Example:
         >>> planned = plan_extraction(data="gs://photos/flowers", module_handle="efficientnet_lite0", settings=settings,  # doctest: +SKIP
@@ -108,9 +114,10 @@ def plan_extraction(
 
     module = ModuleRef.resolve(module_handle, settings)
     size = module_image_size(module.info, image_size, module_handle)
-    decoder = decoder_versions()
-    preprocessing = image_preprocessing_id(size, versions=decoder)
+    decoder = expected_decoder or decoder_versions()
     items, remote_root = _list(data, tfds_name)
+    engine_tag, flatbuffer = _launcher_engine(module, size, examples=len(items) if items is not None else None)
+    preprocessing = image_preprocessing_id(size, versions=decoder) + engine_tag
     final_output = output or f"{root.rstrip('/')}/{cache_subdirectory(module.sha256, preprocessing)}/extracts/{name}"
     staging = final_output if sources.is_url(final_output) else f"{final_output.rstrip('/')}.partial-{uuid.uuid4().hex[:8]}"
     plan = stages.ExtractPlan(
@@ -119,8 +126,9 @@ def plan_extraction(
         features_root=root,
         output_dir=staging,
         handler=FeatureModelHandler(
-            module_handle=module_handle, module_sha256=module.sha256, settings=settings, image_size=size, batch_size=batch_size
+            module_handle=module_handle, module_sha256=module.sha256, settings=settings, image_size=size, batch_size=batch_size, tflite=flatbuffer
         ),
+        engine_tag=engine_tag,
         image_size=size,
         module_digest=module.sha256,
         decoder=decoder,
@@ -134,7 +142,8 @@ def plan_extraction(
     stages.build(pipeline, plan)
     return Extraction(
         pipeline=pipeline, runner=runner, workers=workers, data=f"tfds:{tfds_name}" if tfds_name else data, module=module,
-        preprocessing=preprocessing, decoder=describe_decoder(decoder), features_root=root, output=final_output, staging=staging,
+        preprocessing=preprocessing, engine="tflite-xnnpack" if flatbuffer else "tensorflow", decoder=describe_decoder(decoder),
+        features_root=root, output=final_output, staging=staging,
     )
 
 
@@ -157,6 +166,7 @@ def extract(**options) -> dict:
             "runner": planned.runner,
             "workers": planned.workers,
             "preprocessing": planned.preprocessing,
+            "engine": planned.engine,
             "decoder": planned.decoder,
             "worker_decoders": worker_decoders,
             "features_dir": planned.features_root,
@@ -176,6 +186,27 @@ def extract(**options) -> dict:
             shutil.rmtree(planned.staging, ignore_errors=True)
         raise
     return summary
+
+
+def _launcher_engine(module, image_size: tuple[int, int], *, examples: int | None) -> tuple[str, bytes | None]:
+    """The engine retrain-images here would compute these features with: its cache tag, and its flatbuffer if converted.
+
+    Workers then compute with the same engine and key their shards the same way, so the run
+    that trains here finds them. A tree behind a URL has an unknown size: it counts as large.
+    """
+    from hubcli.train.engines import CONVERT_MIN_EXAMPLES, accepted_flatbuffer, choose_engine
+    from hubcli.train.feature_cache import features_root
+    from hubcli.train.images import ImageModality
+
+    modality = ImageModality(image_size)
+    root = features_root(module.settings.cache_dir)
+    engine = choose_engine(
+        encoder=modality.build_encoder(module, trainable=False), modality=modality, module_digest=module.sha256, features_dir=root,
+        examples=CONVERT_MIN_EXAMPLES if examples is None else examples,
+    )
+    if not engine.cache_tag:
+        return "", None
+    return engine.cache_tag, accepted_flatbuffer(features_dir=root, module_digest=module.sha256, preprocessing=modality.preprocessing)
 
 
 def _list(data: str | None, tfds_name: str | None):

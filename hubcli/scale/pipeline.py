@@ -62,6 +62,8 @@ class ExtractPlan:
     module_digest: str
     #: The launcher's decoder versions; workers compare theirs with them.
     decoder: dict[str, str] = field(default_factory=decoder_versions)
+    #: The engine's part of the feature-cache key (hubcli.train.engines; "" for TensorFlow).
+    engine_tag: str = ""
     strict: bool = False
     rows_per_shard: int = shards.ROWS_PER_SHARD
 
@@ -130,9 +132,10 @@ class Decide(beam.DoFn):
 class Decode(beam.DoFn):
     """(sha256, (source, keys)) -> ((preprocessing id, sha256), uint8 pixels); failures to ``failed``."""
 
-    def __init__(self, *, image_size: tuple[int, int], launcher_decoder: dict[str, str], strict: bool):
+    def __init__(self, *, image_size: tuple[int, int], launcher_decoder: dict[str, str], engine_tag: str, strict: bool):
         self.image_size = tuple(image_size)
         self.launcher_decoder = dict(launcher_decoder)
+        self.engine_tag = engine_tag
         self.strict = strict
         self.preprocessing = None
 
@@ -144,7 +147,7 @@ class Decode(beam.DoFn):
                 f"a worker decodes images with {describe_decoder(versions)}, not the launcher's "
                 f"{describe_decoder(self.launcher_decoder)} ({'; '.join(differences)}); install the same Pillow on both"
             )
-        self.preprocessing = image_preprocessing_id(self.image_size, versions=versions)
+        self.preprocessing = image_preprocessing_id(self.image_size, versions=versions) + self.engine_tag
         self.decoder = describe_decoder(versions)
 
     def process(self, todo):
@@ -207,7 +210,7 @@ def build(pipeline: beam.Pipeline, plan: ExtractPlan) -> None:
             | "spread files" >> beam.Reshuffle()
         )
     hashed = listed | "read and hash" >> beam.ParDo(ReadAndHash()).with_outputs("failed", main="hashed")
-    launcher_preprocessing = image_preprocessing_id(plan.image_size, versions=plan.decoder)
+    launcher_preprocessing = image_preprocessing_id(plan.image_size, versions=plan.decoder) + plan.engine_tag
     cached = (
         pipeline
         | "cache directory" >> beam.Create([f"{plan.features_root.rstrip('/')}/{cache_subdirectory(plan.module_digest, launcher_preprocessing)}"])
@@ -221,7 +224,7 @@ def build(pipeline: beam.Pipeline, plan: ExtractPlan) -> None:
         | "skip cached, group duplicates" >> beam.ParDo(Decide()).with_outputs("todo", main="manifest")
     )
     decoded = decided.todo | "decode and resize" >> beam.ParDo(
-        Decode(image_size=plan.image_size, launcher_decoder=plan.decoder, strict=plan.strict)
+        Decode(image_size=plan.image_size, launcher_decoder=plan.decoder, engine_tag=plan.engine_tag, strict=plan.strict)
     ).with_outputs("failed", main="pixels")
     buckets = decided.todo | "count new" >> beam.combiners.Count.Globally() | "shard count" >> beam.Map(
         shards.bucket_count, rows_per_shard=plan.rows_per_shard

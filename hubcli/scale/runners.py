@@ -151,7 +151,7 @@ def explain_start_failure(runner: str, err: BaseException) -> HubcliError | None
         return NetworkError(f"cannot start the {runner} runner: no Beam job service answered at the job_endpoint")
     if "Pipeline has validations errors" in text:
         problems = [line.strip().rstrip(".") for line in str(err).splitlines()[1:] if line.strip()]
-        return UsageError(f"the Dataflow runner refused the options: {'; '.join(problems)}")
+        return UsageError(f"the {runner} runner refused the options: {'; '.join(problems)}")
     if isinstance(err, ImportError) and "apache_beam[gcp]" in text:
         return UsageError("the Dataflow runner needs Beam's Google Cloud extra: pip install 'apache-beam[gcp]'")
     if type(err).__name__ == "DefaultCredentialsError":
