@@ -39,12 +39,10 @@ import tensorflow as tf
 from hubcli import console
 from hubcli.errors import DataError, UsageError
 from hubcli.train.batches import in_batches
-from hubcli.train.config import TrainConfig
+from hubcli.train.config import DISTRIBUTIONS, TrainConfig
 from hubcli.train.head import make_optimizer, one_hot
 from hubcli.train.modality import Modality
 from hubcli.train.splits import Example
-
-DISTRIBUTIONS = ("mirrored", "multi-worker")
 
 
 @dataclass(frozen=True)

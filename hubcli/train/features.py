@@ -71,7 +71,8 @@ class FeatureExtractor:
         # Augmentation stays in TensorFlow whatever the engine: the engine sees the augmented raw batch.
         self._augment = tf.function(modality.augment, reduce_retracing=True) if modality.supports_augmentation else None
 
-    def _key(self, example: Example, copy: int | None) -> str:
+    def key(self, example: Example, copy: int | None = None) -> str:
+        """The cache key of an example (or of its ``copy``-th augmented copy): its content hash."""
         digest = self.modality.content_hash(example)
         return digest if copy is None else f"{digest}+aug{AUGMENT_VERSION}.{copy}"
 
@@ -81,7 +82,7 @@ class FeatureExtractor:
         ``copy`` selects the n-th augmented copy instead of the plain example.
         Unreadable examples are left out (and recorded in ``modality.failures``).
         """
-        keys = [self._key(example, copy) for example in examples]
+        keys = [self.key(example, copy) for example in examples]
         found, _ = self.cache.get(keys) if self.cache is not None else ({}, None)
         found.update(self._compute_missing(examples, keys, found, copy, description, keep=True))
         kept = [i for i, key in enumerate(keys) if key in found]
@@ -95,7 +96,7 @@ class FeatureExtractor:
         For training that streams features from the cache's shards: nothing here grows with
         the number of examples but the keys.
         """
-        keys = [self._key(example, copy) for example in examples]
+        keys = [self.key(example, copy) for example in examples]
         present = {key for key, location in zip(keys, self.cache.locate(keys), strict=True) if location is not None}
         self._compute_missing(examples, keys, present, copy, description, keep=False)
         if not self.cache.writable:
