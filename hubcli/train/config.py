@@ -98,3 +98,7 @@ class TrainConfig:
             parse_memory(self.max_memory)
         if self.distribute is not None and self.distribute not in DISTRIBUTIONS:
             raise UsageError(f"unknown --distribute {self.distribute!r}; choose from {', '.join(DISTRIBUTIONS)}")
+        if self.distribute is not None and not self.fine_tune:
+            raise UsageError("--distribute spreads fine-tuning over devices or machines; add --fine-tune")
+        if self.distribute is not None and self.multi_label:
+            raise UsageError("--distribute fine-tunes single-label runs; drop --multi-label or --distribute")

@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ from hubcli.errors import UsageError
 from hubcli.train import rundir
 from hubcli.train.class_weights import warn_if_imbalanced
 from hubcli.train.config import TrainConfig
+from hubcli.train.distributed import cluster_role, fine_tune_distributed, make_strategy
 from hubcli.train.feature_stream import FeatureSource, ShardedFeatures, chunk_bytes, default_max_memory, parse_memory, should_stream
 from hubcli.train.features import FeatureExtractor, frozen_extractor, raw_inputs
 from hubcli.train.fine_tune import fine_tune, predict_examples
@@ -80,7 +82,9 @@ def train(
     Returns the summary that ``--json`` prints (also the core of metrics.json).
     """
     config.check()
-    output = rundir.check_output(output, overwrite)
+    role = cluster_role() if config.distribute == "multi-worker" else None
+    if role is None or role.chief:
+        output = rundir.check_output(output, overwrite)
     if config.fine_tune and module.info.format == "tf1_hub":
         raise UsageError("--fine-tune needs a TF2 module; TF1 Hub format modules can only be used frozen")
     if config.augment_copies and not modality.supports_augmentation:
@@ -94,6 +98,12 @@ def train(
         gate.check_options(multi_label=config.multi_label, held_out=held_out)
     if not config.multi_label:
         warn_if_imbalanced(data.class_counts(("train", "validation")), config.class_weight)
+    if role is not None and not role.chief:
+        # Every worker trains (they all take part in each step); only the chief writes the run.
+        with tempfile.TemporaryDirectory(prefix="hubcli-worker-") as scratch:
+            summary = _Training(Path(scratch), modality, module, config, name=Path(output).name).run(data, data_config or {})
+        console.info(f"worker {role.index} of {role.workers} done; the chief writes the run")
+        return {**summary, "output": None}
     with rundir.staged_run(output) as staging:
         summary = _Training(staging, modality, module, config, name=output.name).run(data, data_config or {})
     summary["output"] = str(output)
@@ -121,6 +131,8 @@ class _Training:
 
     def run(self, data: LabeledData, data_config: dict) -> dict:
         started = time.perf_counter()
+        # First: a multi-worker strategy configures collective ops, which must precede any TensorFlow work.
+        strategy = make_strategy(self.config.distribute, batch_size=self.config.batch_size) if self.config.distribute else None
         keras.utils.set_random_seed(self.config.seed)
         encoder = self.modality.build_encoder(self.module, trainable=False)
         extractor = frozen_extractor(
@@ -144,7 +156,9 @@ class _Training:
         classifier, dropout = fitted.head.get_layer(CLASSIFIER_LAYER), fitted.head.get_layer(DROPOUT_LAYER)
         model = keras.Model(inputs, classifier(dropout(encoder(inputs))), name="classifier_model")
         histories = [fitted.history]
-        if self.config.fine_tune:
+        if strategy is not None:
+            histories.append(self._fine_tune_distributed(model, encoder, fitted, data, strategy))
+        elif self.config.fine_tune:
             histories.append(self._fine_tune(model, encoder, data))
             self._rethreshold(fitted, model)
         training_seconds = time.perf_counter() - fit_started
@@ -283,6 +297,30 @@ class _Training:
         return fine_tune(
             model, encoder, self.modality, self.examples, self.y, config=self.config, kind=self.kind, num_classes=len(data.labels), log_dir=log_dir
         )
+
+    def _fine_tune_distributed(self, model: keras.Model, encoder: keras.layers.Layer, fitted: FittedHead, data: LabeledData, strategy) -> dict:
+        """Fine-tune a copy of ``model`` built in the strategy's scope, then keep its best weights in ``model``."""
+        head_weights = fitted.head.get_weights()
+
+        def build_model() -> keras.Model:
+            replica_head = keras.models.clone_model(fitted.head)
+            replica_head.set_weights(head_weights)
+            replica_encoder = self.modality.build_encoder(self.module, trainable=True)
+            if self.config.unfreeze_layers is not None:
+                replica_encoder.train_top_layers(self.config.unfreeze_layers)
+            inputs = self.modality.keras_input()
+            classifier, dropout = replica_head.get_layer(CLASSIFIER_LAYER), replica_head.get_layer(DROPOUT_LAYER)
+            return keras.Model(inputs, classifier(dropout(replica_encoder(inputs))), name="classifier_model")
+
+        weights, history = fine_tune_distributed(
+            build_model, self.modality, self.examples, self.y, config=self.config, num_classes=len(data.labels), strategy=strategy
+        )
+        # As after local fine-tuning, and so the weights line up with the copy's.
+        encoder.trainable = True
+        if self.config.unfreeze_layers is not None:
+            encoder.train_top_layers(self.config.unfreeze_layers)
+        model.set_weights(weights)
+        return history
 
     def _probabilities(self, fitted: FittedHead, model: keras.Model, split: str) -> np.ndarray:
         # The head alone on cached features is the frozen model; a fine-tuned one must see inputs.

@@ -11,7 +11,8 @@ around ``strategy.run``, the same loop for both strategies and for one device:
 - each replica's loss is scaled by the global batch size and the optimizer sums gradients
   across replicas, so a step computes what one device would on the whole batch; with
   augmentation, an example's seed depends on its content and the epoch, not on the replica;
-- validation runs on every worker alike, so all take the same early-stopping decisions.
+- validation runs on every worker alike, so all take the same early-stopping decisions;
+- the learning rate, ``--unfreeze`` and the warm start from the fitted head are local fine-tuning's.
 
 Batch normalisation in a trainable module normalises with per-replica batch statistics
 (``batch_size / R`` examples), so a module with batch norm trains differently from one device;
@@ -40,6 +41,7 @@ from hubcli import console
 from hubcli.errors import DataError, UsageError
 from hubcli.train.batches import in_batches
 from hubcli.train.config import DISTRIBUTIONS, TrainConfig
+from hubcli.train.fine_tune import warmup_cosine
 from hubcli.train.head import make_optimizer, one_hot
 from hubcli.train.modality import Modality
 from hubcli.train.splits import Example
@@ -81,16 +83,24 @@ def _read_tf_config() -> dict:
     return value
 
 
-def make_strategy(name: str) -> tf.distribute.Strategy:
-    """The strategy for ``--distribute NAME``: every local GPU (else every logical CPU), or the TF_CONFIG cluster."""
+def make_strategy(name: str, *, batch_size: int) -> tf.distribute.Strategy:
+    """The strategy for ``--distribute NAME``: every local GPU (else every logical CPU), or the TF_CONFIG cluster.
+
+    ``batch_size`` (global) must split evenly over the strategy's replicas.
+    """
     if name == "mirrored":
         devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
-        return tf.distribute.MirroredStrategy([device.name for device in devices])
-    if name == "multi-worker":
+        strategy = tf.distribute.MirroredStrategy([device.name for device in devices])
+    elif name == "multi-worker":
         if not _read_tf_config().get("cluster", {}).get("worker"):
             raise UsageError("--distribute multi-worker needs TF_CONFIG naming the cluster's workers and this worker's task")
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    raise UsageError(f"unknown --distribute {name!r}; choose from {', '.join(DISTRIBUTIONS)}")
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    else:
+        raise UsageError(f"unknown --distribute {name!r}; choose from {', '.join(DISTRIBUTIONS)}")
+    replicas = strategy.num_replicas_in_sync
+    if batch_size % replicas:
+        raise UsageError(f"--batch-size {batch_size} does not split evenly over {replicas} replicas; use a multiple of {replicas}")
+    return strategy
 
 
 def _local_replica_ids(strategy: tf.distribute.Strategy) -> list[int]:
@@ -118,8 +128,6 @@ def fine_tune_distributed(
     """
     replicas = strategy.num_replicas_in_sync
     batch = config.batch_size
-    if batch % replicas:
-        raise UsageError(f"--batch-size {batch} does not split evenly over {replicas} replicas; use a multiple of {replicas}")
     train, y_train = examples["train"], labels["train"]
     steps = len(train) // batch
     if steps == 0:
@@ -127,7 +135,9 @@ def fine_tune_distributed(
     per_replica = batch // replicas
     with strategy.scope():
         model = build_model()
-        optimizer = make_optimizer(config.optimizer, config.fine_tune_learning_rate or config.learning_rate / 10)
+        # The schedule of local fine-tuning: warm-up over the first tenth of the steps, then cosine decay.
+        learning_rate = config.fine_tune_learning_rate or config.learning_rate / 10
+        optimizer = make_optimizer(config.optimizer, learning_rate, schedule=warmup_cosine(learning_rate, steps * config.fine_tune_epochs))
         optimizer.build(model.trainable_variables)
     local_ids = _local_replica_ids(strategy)
     train_step = _train_step(model, optimizer, modality, strategy, config)
