@@ -66,3 +66,10 @@ def test_locate_names_the_shard_and_row_of_each_key(tmp_path):
     cache = FeatureCache(tmp_path, "d" * 64, "p")
     name = cache.write_shard(["a", "b"], np.zeros((2, 3), np.float32))
     assert FeatureCache(tmp_path, "d" * 64, "p").locate(["b", "zz", "a"]) == [(name, 1), None, (name, 0)]
+
+
+def test_keys_without_their_matrix_are_not_a_shard(tmp_path):
+    cache = FeatureCache(tmp_path, "d" * 64, "p")
+    name = cache.write_shard(["a"], np.ones((1, 2), np.float32))
+    (cache.directory / name).unlink()
+    assert FeatureCache(tmp_path, "d" * 64, "p").get(["a"]) == ({}, ["a"])

@@ -80,6 +80,9 @@ class FeatureCache:
             if self.directory.is_dir():
                 for keys_file in sorted(self.directory.glob("shard-*.keys")):
                     shard = keys_file.with_suffix(".npy").name
+                    if not (self.directory / shard).is_file():
+                        # A writer that failed removed the matrix another writer of the same shard had just put there.
+                        continue
                     for row, key in enumerate(keys_file.read_text("utf-8").splitlines()):
                         self._index[key] = (shard, row)
         return self._index
