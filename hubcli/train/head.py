@@ -148,7 +148,8 @@ class _Chunks:
     def chunks(self, rng: np.random.Generator | None = None):
         if isinstance(self.source, InMemoryFeatures):
             if self._resident is None:
-                self._resident = (tf.constant(self.source.x), tf.constant(self.targets), tf.constant(self.weights))
+                # Features may come as float64 (cross-validation folds); the head computes in float32.
+                self._resident = (tf.constant(self.source.x, tf.float32), tf.constant(self.targets), tf.constant(self.weights))
             yield self._resident
             return
         for x, positions in self.source.chunks(rng):
