@@ -55,20 +55,18 @@ def _subset(data: Path, count: int, work: Path) -> Path:
 
 def _in_process(photos: Path, module: Path, cache: Path) -> float:
     from hubcli.config import Settings
-    from hubcli.train.feature_cache import FeatureCache, features_root
-    from hubcli.train.features import FeatureExtractor
+    from hubcli.train.features import frozen_extractor
     from hubcli.train.images import ImageModality, scan_image_folder
     from hubcli.train.module_ref import ModuleRef
 
     started = time.perf_counter()
-    settings = Settings.load(cache_dir=cache, offline=True)
-    reference = ModuleRef.resolve(str(module), settings)
+    reference = ModuleRef.resolve(str(module), Settings.load(cache_dir=cache, offline=True))
     modality = ImageModality(reference.info.image_size)
-    extractor = FeatureExtractor(
-        modality, modality.build_encoder(reference, trainable=False),
-        cache=FeatureCache(features_root(cache), reference.sha256, modality.preprocessing),
+    examples = scan_image_folder(photos)[1]
+    extractor = frozen_extractor(
+        modality=modality, encoder=modality.build_encoder(reference, trainable=False), module=reference, examples=len(examples)
     )
-    extractor.features(scan_image_folder(photos)[1])
+    extractor.features(examples)
     return time.perf_counter() - started
 
 

@@ -202,3 +202,28 @@ def test_workers_with_another_decoder_fail_under_strict_and_are_reported_otherwi
     assert "workers decoded images with another decoder than this machine's" in warning and "libjpeg-turbo 2.0.0" in warning
     # Their features are cached under the workers' own preprocessing id, never under the trainer's.
     assert summary["preprocessing"] not in {path.read_text().strip() for path in (tmp_path / "cache" / "features").glob("*/*/preprocessing.txt")}
+
+
+@pytest.mark.slow
+def test_workers_compute_with_the_converted_engine_this_machine_chose(photos, tiny_image_module, tmp_path):
+    from hubcli.config import Settings
+    from hubcli.train.engines import choose_engine
+    from hubcli.train.feature_cache import features_root
+    from hubcli.train.images import ImageModality
+    from hubcli.train.module_ref import ModuleRef
+
+    # An accepted TFLite conversion on record: retrain-images here computes with it, so extract's workers must too.
+    settings = Settings.load(cache_dir=tmp_path / "cache", offline=True)
+    module = ModuleRef.resolve(str(tiny_image_module), settings)
+    modality = ImageModality(module.info.image_size)
+    engine = choose_engine(
+        encoder=modality.build_encoder(module, trainable=False), modality=modality, module_digest=module.sha256,
+        features_dir=features_root(settings.cache_dir), examples=0, convert_min_examples=0,
+    )
+    assert engine.name == "tflite-xnnpack"
+    process = _extract(photos, tiny_image_module, tmp_path / "cache", "--workers", "2")
+    assert process.returncode == 0, process.stderr
+    summary = json.loads(process.stdout)
+    assert summary["engine"] == "tflite-xnnpack" and summary["preprocessing"].endswith(engine.cache_tag)
+    run = _retrain(photos, tiny_image_module, tmp_path / "cache", tmp_path / "run")
+    assert (run["extraction"]["features_computed"], run["extraction"]["engine"]) == (0, "tflite-xnnpack")
