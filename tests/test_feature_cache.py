@@ -51,3 +51,25 @@ def test_a_cache_that_cannot_be_written_warns_once_and_keeps_nothing_partial(tmp
     found, missing = FeatureCache(tmp_path, "d" * 64, "image-v1-32x32").get(["a", "b", "d"])
     assert list(found) == ["a"] and missing == ["b", "d"]
     assert sorted(p.suffix for p in cache.directory.iterdir() if p.name.startswith("shard-")) == [".keys", ".npy"]
+
+
+def test_the_same_shard_written_twice_is_one_file(tmp_path):
+    features = np.arange(8, dtype=np.float32).reshape(2, 4)
+    first = FeatureCache(tmp_path, "d" * 64, "p").write_shard(["a", "b"], features)
+    again = FeatureCache(tmp_path, "d" * 64, "p").write_shard(["a", "b"], features)
+    other = FeatureCache(tmp_path, "d" * 64, "p").write_shard(["c"], features[:1])
+    assert first == again != other
+    assert len(list(FeatureCache(tmp_path, "d" * 64, "p").directory.glob("shard-*.npy"))) == 2
+
+
+def test_locate_names_the_shard_and_row_of_each_key(tmp_path):
+    cache = FeatureCache(tmp_path, "d" * 64, "p")
+    name = cache.write_shard(["a", "b"], np.zeros((2, 3), np.float32))
+    assert FeatureCache(tmp_path, "d" * 64, "p").locate(["b", "zz", "a"]) == [(name, 1), None, (name, 0)]
+
+
+def test_keys_without_their_matrix_are_not_a_shard(tmp_path):
+    cache = FeatureCache(tmp_path, "d" * 64, "p")
+    name = cache.write_shard(["a"], np.ones((1, 2), np.float32))
+    (cache.directory / name).unlink()
+    assert FeatureCache(tmp_path, "d" * 64, "p").get(["a"]) == ({}, ["a"])

@@ -17,7 +17,7 @@ from typing import Annotated
 import typer
 
 from hubcli import console
-from hubcli.cli import catalog, export, inspect, pull, runs, train
+from hubcli.cli import catalog, export, extract, inspect, pull, runs, train
 from hubcli.cli.cache import cache_app
 from hubcli.errors import HubcliError
 
@@ -56,6 +56,7 @@ app.command("retrain-images")(train.retrain_images_command)
 app.command("evaluate")(runs.evaluate_command)
 app.command("predict")(runs.predict_command)
 app.command("classify-text")(train.classify_text_command)
+app.command("extract")(extract.extract_command)
 app.command("export")(export.export_command)
 app.command("export-module")(export.export_module_command)
 app.command("publish")(export.publish_command)

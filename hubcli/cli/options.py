@@ -151,6 +151,28 @@ _TRAINING_OPTIONS: tuple[tuple[str, str, Any], ...] = (
     ),
     ("seed", "seed", Annotated[int, typer.Option("--seed", help="Random seed; the same seed and data give the same run.")]),
     ("tensorboard", "tensorboard", Annotated[bool, typer.Option("--tensorboard", help="Write TensorBoard logs to <run>/logs.")]),
+    (
+        "max_memory",
+        "max_memory",
+        Annotated[
+            Optional[str],
+            typer.Option(
+                "--max-memory", help="Memory budget, e.g. 4G: larger feature sets train the head streamed from the cache (default: half the RAM).",
+                show_default=False,
+            ),
+        ],
+    ),
+    (
+        "distribute",
+        "distribute",
+        Annotated[
+            Optional[str],
+            typer.Option(
+                "--distribute", help="Fine-tune on every local GPU (mirrored) or on the TF_CONFIG cluster's machines (multi-worker).",
+                show_default=False,
+            ),
+        ],
+    ),
 )
 _FIELD_OF = {parameter: field for parameter, field, _ in _TRAINING_OPTIONS}
 #: Every training option's default: TrainConfig's own, so the CLI and the library cannot drift apart.

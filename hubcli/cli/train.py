@@ -151,4 +151,5 @@ def _report_run(command: str, summary: dict, json_output: bool, unit: str) -> No
         f"trained in {summary['training_time_s']:.1f} s"
     )
     print_metrics(f"{EVALUATED_ON.get(summary['evaluated_on'], summary['evaluated_on'])} metrics", summary)
-    typer.echo(summary["output"])
+    if summary["output"] is not None:  # None: a multi-worker run's other workers, whose chief writes the run
+        typer.echo(summary["output"])

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 HEADS = ("auto", "fixed")
+#: ``--distribute`` choices (hubcli.train.distributed).
+DISTRIBUTIONS = ("mirrored", "multi-worker")
 #: --optimizer names (any case) -> Keras optimizer classes.
 OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD", "rmsprop": "RMSprop", "nadam": "Nadam"}
 
@@ -50,6 +52,10 @@ class TrainConfig:
     seed: int = 0
     tensorboard: bool = False
     extraction_batch_size: int = 32
+    #: Memory budget ("4G") past which the head streams features from the cache's shards; default half the RAM.
+    max_memory: str | None = None
+    #: Fine-tune on several devices ("mirrored") or machines ("multi-worker", from TF_CONFIG).
+    distribute: str | None = None
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -86,3 +92,13 @@ class TrainConfig:
             raise UsageError(f"--unfreeze {self.unfreeze!r}: give all, or a number of top layers (at least 1)")
         if self.unfreeze != "all" and not self.fine_tune:
             raise UsageError("--unfreeze applies to --fine-tune; add --fine-tune or drop --unfreeze")
+        if self.max_memory is not None:
+            from hubcli.train.feature_stream import parse_memory
+
+            parse_memory(self.max_memory)
+        if self.distribute is not None and self.distribute not in DISTRIBUTIONS:
+            raise UsageError(f"unknown --distribute {self.distribute!r}; choose from {', '.join(DISTRIBUTIONS)}")
+        if self.distribute is not None and not self.fine_tune:
+            raise UsageError("--distribute spreads fine-tuning over devices or machines; add --fine-tune")
+        if self.distribute is not None and self.multi_label:
+            raise UsageError("--distribute fine-tunes single-label runs; drop --multi-label or --distribute")

@@ -26,8 +26,10 @@ Example (what ``retrain-images`` does):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -40,13 +42,14 @@ import tensorflow as tf
 from hubcli import console
 from hubcli.errors import UsageError
 from hubcli.train import rundir
-from hubcli.train.batches import PREDICT_BATCH, in_batches
 from hubcli.train.class_weights import warn_if_imbalanced
 from hubcli.train.config import TrainConfig
+from hubcli.train.distributed import cluster_role, fine_tune_distributed, make_strategy
+from hubcli.train.feature_stream import FeatureSource, ShardedFeatures, chunk_bytes, default_max_memory, parse_memory, should_stream
 from hubcli.train.features import FeatureExtractor, frozen_extractor, raw_inputs
 from hubcli.train.fine_tune import fine_tune, predict_examples
 from hubcli.train.gate import QualityGate
-from hubcli.train.head import CLASSIFIER_LAYER, DROPOUT_LAYER, merge_history
+from hubcli.train.head import CLASSIFIER_LAYER, DROPOUT_LAYER, merge_history, predict_features
 from hubcli.train.head_fitting import FittedHead, cross_validated_score, fit_head_step
 from hubcli.train.labeling import label_kind
 from hubcli.train.metrics import plot_confusion_matrix, plot_selection_path, plot_training_curves
@@ -79,7 +82,9 @@ def train(
     Returns the summary that ``--json`` prints (also the core of metrics.json).
     """
     config.check()
-    output = rundir.check_output(output, overwrite)
+    role = cluster_role() if config.distribute == "multi-worker" else None
+    if role is None or role.chief:
+        output = rundir.check_output(output, overwrite)
     if config.fine_tune and module.info.format == "tf1_hub":
         raise UsageError("--fine-tune needs a TF2 module; TF1 Hub format modules can only be used frozen")
     if config.augment_copies and not modality.supports_augmentation:
@@ -93,6 +98,12 @@ def train(
         gate.check_options(multi_label=config.multi_label, held_out=held_out)
     if not config.multi_label:
         warn_if_imbalanced(data.class_counts(("train", "validation")), config.class_weight)
+    if role is not None and not role.chief:
+        # Every worker trains (they all take part in each step); only the chief writes the run.
+        with tempfile.TemporaryDirectory(prefix="hubcli-worker-") as scratch:
+            summary = _Training(Path(scratch), modality, module, config, name=Path(output).name).run(data, data_config or {})
+        console.info(f"worker {role.index} of {role.workers} done; the chief writes the run")
+        return {**summary, "output": None}
     with rundir.staged_run(output) as staging:
         summary = _Training(staging, modality, module, config, name=output.name).run(data, data_config or {})
     summary["output"] = str(output)
@@ -109,7 +120,8 @@ class _Training:
     config: TrainConfig
     #: The run's name (its directory's), for the model card and report titles.
     name: str
-    x: dict[str, np.ndarray] = field(default_factory=dict)
+    #: Features of each split: in memory, or streamed from the feature cache past the memory budget.
+    x: dict[str, np.ndarray | FeatureSource] = field(default_factory=dict)
     y: dict[str, np.ndarray] = field(default_factory=dict)
     #: The readable examples of each split that has any (rows of ``x`` and ``y``).
     examples: dict[str, list[Example]] = field(default_factory=dict)
@@ -119,26 +131,34 @@ class _Training:
 
     def run(self, data: LabeledData, data_config: dict) -> dict:
         started = time.perf_counter()
+        # First: a multi-worker strategy configures collective ops, which must precede any TensorFlow work.
+        strategy = make_strategy(self.config.distribute, batch_size=self.config.batch_size) if self.config.distribute else None
         keras.utils.set_random_seed(self.config.seed)
         encoder = self.modality.build_encoder(self.module, trainable=False)
         extractor = frozen_extractor(
             modality=self.modality, encoder=encoder, module=self.module, batch_size=self.config.extraction_batch_size,
             examples=len(data.all_examples()) + self.config.augment_copies * len(data.train),
         )
-        data = self._extract(extractor, data)
-        augmented = self._augmented(extractor, data)
+        streamed = self._streams(data)
+        data = self._extract(extractor, data, streamed=streamed)
+        augmented = self._augmented(extractor, data) if not streamed else None
+        head_x, head_y = {name: self.x[name] for name in ("train", "validation") if name in self.x}, self.y
+        if streamed and self.config.augment_copies:
+            head_x["train"], train_labels = self._with_copies(extractor, data)
+            head_y = {**self.y, "train": train_labels}
 
         fit_started = time.perf_counter()
         fitted = fit_head_step(
-            {name: self.x[name] for name in ("train", "validation") if name in self.x}, self.y, config=self.config, kind=self.kind,
-            num_labels=len(data.labels), augmented=augmented,
+            head_x, head_y, config=self.config, kind=self.kind, num_labels=len(data.labels), augmented=augmented,
             log_dir=self.staging / rundir.LOGS_DIR / "head" if self.config.tensorboard else None,
         )
         inputs = self.modality.keras_input()
         classifier, dropout = fitted.head.get_layer(CLASSIFIER_LAYER), fitted.head.get_layer(DROPOUT_LAYER)
         model = keras.Model(inputs, classifier(dropout(encoder(inputs))), name="classifier_model")
         histories = [fitted.history]
-        if self.config.fine_tune:
+        if strategy is not None:
+            histories.append(self._fine_tune_distributed(model, encoder, fitted, data, strategy))
+        elif self.config.fine_tune:
             histories.append(self._fine_tune(model, encoder, data))
             self._rethreshold(fitted, model)
         training_seconds = time.perf_counter() - fit_started
@@ -164,7 +184,7 @@ class _Training:
             "epochs_run": len(history.get("loss", [])),
             "fine_tuned": self.config.fine_tune,
             "training_time_s": round(training_seconds, 3),
-            "extraction": extractor.stats.to_json(),
+            "extraction": {**extractor.stats.to_json(), "streamed_from_cache": streamed},
             "total_time_s": round(time.perf_counter() - started, 3),
             "peak_rss_mb": peak_rss_mb(),
             "skipped": [{"key": key, "reason": reason} for key, reason in self.modality.failures],
@@ -203,15 +223,42 @@ class _Training:
             mistakes=mistakes,
         )
 
-    def _extract(self, extractor: FeatureExtractor, data: LabeledData) -> LabeledData:
-        """Features of every split into ``x`` and labels into ``y``; returns ``data`` less unreadable examples."""
-        kept_examples = {}
+    def _streams(self, data: LabeledData) -> bool:
+        """Whether this run's features exceed the memory budget, so the head streams them from the cache."""
+        dim = self.module.info.output_dim
+        rows = sum(len(getattr(data, name)) for name in SPLITS) * (1 + self.config.augment_copies)
+        if not (dim and should_stream(rows=rows, dim=dim, max_memory=self._budget)):
+            return False
+        if self.config.multi_label or self.config.cv_folds:
+            raise UsageError(
+                f"the {rows:,} features of this run exceed the memory budget, and --multi-label and --cv need them in memory; raise --max-memory"
+            )
+        if self.config.head == "auto":
+            console.warn("the features exceed the memory budget: the fixed head trains from the feature cache's shards (--head auto needs them in memory)")
+            self.config = dataclasses.replace(self.config, head="fixed")
+        return True
+
+    @property
+    def _budget(self) -> int:
+        return parse_memory(self.config.max_memory) if self.config.max_memory else default_max_memory()
+
+    def _extract(self, extractor: FeatureExtractor, data: LabeledData, *, streamed: bool) -> LabeledData:
+        """Features of every split into ``x`` and labels into ``y``; returns ``data`` less unreadable examples.
+
+        Streamed, the features stay in the cache and ``x`` reads them from its shards.
+        """
+        kept_examples, rows = {}, {}
         for name in SPLITS:
             examples = getattr(data, name)
-            matrix, kept = extractor.features(examples, description=f"features ({name})") if examples else (None, [])
+            kept = []
+            if examples and streamed:
+                keys, kept = extractor.cached(examples, description=f"features ({name})")
+                rows[name] = self._source(extractor, [keys[i] for i in kept])
+            elif examples:
+                rows[name], kept = extractor.features(examples, description=f"features ({name})")
             kept_examples[name] = [examples[i] for i in kept]
             if kept:
-                self.x[name] = matrix
+                self.x[name] = rows[name]
                 self.examples[name] = kept_examples[name]
         if self.modality.failures:
             warn_skipped(self.modality.failures)
@@ -219,6 +266,21 @@ class _Training:
             data.check_classes()
         self.y = {name: self.kind.label_array(getattr(data, name), len(data.labels)) for name in self.x}
         return data
+
+    def _with_copies(self, extractor: FeatureExtractor, data: LabeledData) -> tuple[ShardedFeatures, np.ndarray]:
+        """The streamed training features and labels with those of the cached augmented copies appended."""
+        keys, labels = [extractor.key(example) for example in data.train], [self.y["train"]]
+        copies = self.config.augment_copies
+        for copy in range(copies):
+            copy_keys, kept = extractor.cached(data.train, copy=copy, description=f"augmented features ({copy + 1}/{copies})")
+            keys.extend(copy_keys[i] for i in kept)
+            labels.append(self.y["train"][kept])
+        return self._source(extractor, keys), np.concatenate(labels)
+
+    def _source(self, extractor: FeatureExtractor, keys: list[str]) -> ShardedFeatures:
+        """Features by cache key, streamed from the cache's shards."""
+        locations = extractor.cache.locate(keys)
+        return ShardedFeatures(extractor.cache.directory, locations, dim=self.module.info.output_dim, chunk_bytes=chunk_bytes(self._budget))
 
     def _augmented(self, extractor: FeatureExtractor, data: LabeledData) -> Augmented | None:
         """The cached augmented copies of the training examples, each tied to its original."""
@@ -236,12 +298,35 @@ class _Training:
             model, encoder, self.modality, self.examples, self.y, config=self.config, kind=self.kind, num_classes=len(data.labels), log_dir=log_dir
         )
 
+    def _fine_tune_distributed(self, model: keras.Model, encoder: keras.layers.Layer, fitted: FittedHead, data: LabeledData, strategy) -> dict:
+        """Fine-tune a copy of ``model`` built in the strategy's scope, then keep its best weights in ``model``."""
+        head_weights = fitted.head.get_weights()
+
+        def build_model() -> keras.Model:
+            replica_head = keras.models.clone_model(fitted.head)
+            replica_head.set_weights(head_weights)
+            replica_encoder = self.modality.build_encoder(self.module, trainable=True)
+            if self.config.unfreeze_layers is not None:
+                replica_encoder.train_top_layers(self.config.unfreeze_layers)
+            inputs = self.modality.keras_input()
+            classifier, dropout = replica_head.get_layer(CLASSIFIER_LAYER), replica_head.get_layer(DROPOUT_LAYER)
+            return keras.Model(inputs, classifier(dropout(replica_encoder(inputs))), name="classifier_model")
+
+        weights, history = fine_tune_distributed(
+            build_model, self.modality, self.examples, self.y, config=self.config, num_classes=len(data.labels), strategy=strategy
+        )
+        # As after local fine-tuning, and so the weights line up with the copy's.
+        encoder.trainable = True
+        if self.config.unfreeze_layers is not None:
+            encoder.train_top_layers(self.config.unfreeze_layers)
+        model.set_weights(weights)
+        return history
+
     def _probabilities(self, fitted: FittedHead, model: keras.Model, split: str) -> np.ndarray:
         # The head alone on cached features is the frozen model; a fine-tuned one must see inputs.
         if self.config.fine_tune:
             return predict_examples(model, self.modality, self.examples[split])
-        # Called directly: Model.predict would build a dataset and a predict function for a few matrix products.
-        return in_batches(lambda batch: fitted.head(batch, training=False), self.x[split], batch_size=PREDICT_BATCH)
+        return predict_features(fitted.head, self.x[split])
 
     def _rethreshold(self, fitted: FittedHead, model: keras.Model) -> None:
         """Fine-tuning moved the probabilities: a multi-label head's thresholds follow, on validation."""

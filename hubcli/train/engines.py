@@ -108,6 +108,10 @@ class TensorFlowEngine:
 
         if self._traced is None:
             self._traced = self._forward.get_concrete_function(batch_spec(raw))
+        if len(raw) == 1:
+            # TensorFlow picks another matrix kernel for a single row, whose results differ in the
+            # last bits: run two copies, so a feature never depends on the batch it came in.
+            return self._traced(tf.constant(np.concatenate([raw, raw]))).numpy()[:1]
         return self._traced(tf.constant(raw)).numpy()
 
 
@@ -272,6 +276,16 @@ def choose_engine(
     if not record.accepted or flatbuffer is None:
         return TensorFlowEngine(forward)
     return TFLiteEngine(flatbuffer)
+
+
+def accepted_flatbuffer(*, features_dir: str | os.PathLike, module_digest: str, preprocessing: str) -> bytes | None:
+    """The converted engine's flatbuffer recorded for a module and preprocessing, if it was accepted.
+
+    ``hubcli extract`` hands it to its workers, so they compute with the engine this machine chose.
+    """
+    record_path, flatbuffer_path = engine_paths(features_dir, module_digest, preprocessing)
+    record = EngineRecord.read(record_path)
+    return None if record is None else _read_accepted(record, flatbuffer_path)
 
 
 def _read_accepted(record: EngineRecord, flatbuffer_path: Path) -> bytes | None:

@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from hubcli import console
+from hubcli.errors import HubcliError
 from hubcli.train.engines import choose_engine, run_batches
 from hubcli.train.feature_cache import FeatureCache, features_root
 from hubcli.train.modality import Modality
@@ -70,7 +71,8 @@ class FeatureExtractor:
         # Augmentation stays in TensorFlow whatever the engine: the engine sees the augmented raw batch.
         self._augment = tf.function(modality.augment, reduce_retracing=True) if modality.supports_augmentation else None
 
-    def _key(self, example: Example, copy: int | None) -> str:
+    def key(self, example: Example, copy: int | None = None) -> str:
+        """The cache key of an example (or of its ``copy``-th augmented copy): its content hash."""
         digest = self.modality.content_hash(example)
         return digest if copy is None else f"{digest}+aug{AUGMENT_VERSION}.{copy}"
 
@@ -80,21 +82,38 @@ class FeatureExtractor:
         ``copy`` selects the n-th augmented copy instead of the plain example.
         Unreadable examples are left out (and recorded in ``modality.failures``).
         """
-        keys = [self._key(example, copy) for example in examples]
+        keys = [self.key(example, copy) for example in examples]
         found, _ = self.cache.get(keys) if self.cache is not None else ({}, None)
-        self.stats.features_cached += sum(1 for key in keys if key in found)
-        # Identical files (same key) are computed once.
-        first_of_key: dict[str, int] = {}
-        for i, key in enumerate(keys):
-            if key not in found:
-                first_of_key.setdefault(key, i)
-        if first_of_key:
-            unique = list(first_of_key.values())
-            found.update(self._compute([examples[i] for i in unique], [keys[i] for i in unique], copy, description))
+        found.update(self._compute_missing(examples, keys, found, copy, description, keep=True))
         kept = [i for i, key in enumerate(keys) if key in found]
         dim = next(iter(found.values())).shape[-1] if found else 0
         matrix = np.stack([found[keys[i]] for i in kept]) if kept else np.zeros((0, dim), np.float32)
         return matrix, kept
+
+    def cached(self, examples: Sequence[Example], copy: int | None = None, description: str = "extracting features") -> tuple[list[str], list[int]]:
+        """Put the features of ``examples`` in the cache without holding them; their keys, and the positions kept.
+
+        For training that streams features from the cache's shards: nothing here grows with
+        the number of examples but the keys.
+        """
+        keys = [self.key(example, copy) for example in examples]
+        present = {key for key, location in zip(keys, self.cache.locate(keys), strict=True) if location is not None}
+        self._compute_missing(examples, keys, present, copy, description, keep=False)
+        if not self.cache.writable:
+            raise HubcliError(f"training from the feature cache needs to write it, and {self.cache.directory} cannot be written")
+        return keys, [i for i, location in enumerate(self.cache.locate(keys)) if location is not None]
+
+    def _compute_missing(self, examples, keys: list[str], known, copy: int | None, description: str, *, keep: bool) -> dict[str, np.ndarray]:
+        self.stats.features_cached += sum(1 for key in keys if key in known)
+        # Identical files (same key) are computed once.
+        first_of_key: dict[str, int] = {}
+        for i, key in enumerate(keys):
+            if key not in known:
+                first_of_key.setdefault(key, i)
+        if not first_of_key:
+            return {}
+        unique = list(first_of_key.values())
+        return self._compute([examples[i] for i in unique], [keys[i] for i in unique], copy, description, keep=keep)
 
     def _inputs(self, examples: list[Example], keys: list[str], copy: int | None):
         """The modality's raw batches, each replaced by its ``copy``-th augmented version when asked."""
@@ -105,8 +124,8 @@ class FeatureExtractor:
                 raw = self._augment(tf.constant(raw), tf.constant(seeds)).numpy()
             yield positions, raw
 
-    def _compute(self, examples: list[Example], keys: list[str], copy: int | None, description: str) -> dict[str, np.ndarray]:
-        """Run the module on ``examples`` (cache misses), storing what it computes in the cache."""
+    def _compute(self, examples: list[Example], keys: list[str], copy: int | None, description: str, *, keep: bool = True) -> dict[str, np.ndarray]:
+        """Run the module on ``examples`` (cache misses), storing what it computes in the cache (and, ``keep``, returning it)."""
         order = self.modality.batching_order(examples)
         examples, keys = [examples[i] for i in order], [keys[i] for i in order]
         computed: dict[str, np.ndarray] = {}
@@ -114,7 +133,8 @@ class FeatureExtractor:
         with console.progress_bar(len(examples), description, unit="ex") as bar:
             for positions, values in run_batches(self.engine, self._inputs(examples, keys, copy)):
                 batch_keys = [keys[p] for p in positions]
-                computed.update(zip(batch_keys, values, strict=True))
+                if keep:
+                    computed.update(zip(batch_keys, values, strict=True))
                 if self.cache is not None:
                     self.cache.put(batch_keys, values)
                 self.stats.forward_batches += 1

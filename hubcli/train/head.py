@@ -1,4 +1,4 @@
-"""The classifier head on features, and its training on in-memory (cached) features.
+"""The classifier head on features, and its training on cached features (in memory, or streamed).
 
 The head is dropout then an L2-regularised softmax (multi-label: sigmoid) layer. ``--head
 fixed`` trains it here with label smoothing and early stopping on validation loss (best
@@ -25,7 +25,9 @@ import tensorflow as tf
 
 from hubcli import console
 from hubcli.errors import UsageError
+from hubcli.train.batches import PREDICT_BATCH, in_batches
 from hubcli.train.config import OPTIMIZERS, TrainConfig
+from hubcli.train.feature_stream import FeatureSource, InMemoryFeatures
 from hubcli.train.logistic import LinearFit
 
 #: Names of the head's layers, which the full model reuses.
@@ -85,65 +87,109 @@ def head_for_fit(fit: LinearFit, l2: float, config: TrainConfig) -> keras.Model:
     return head
 
 
-def _compiled_steps(head: keras.Model, optimizer, train: tuple, config: TrainConfig, sample_weight: np.ndarray | None):
-    """Compiled functions: one whole training epoch over ``train`` in a given order, and an evaluation."""
+def _compiled_steps(head: keras.Model, optimizer, config: TrainConfig, *, feature_dim: int, target_dim: int):
+    """Compiled functions: training over one chunk of features in a given order, and sums for an evaluation."""
     cross_entropy = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
-    x_train, y_train = (tf.constant(v) for v in train)
-    weights = None if sample_weight is None else tf.constant(sample_weight, tf.float32)
+    per_example = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing, reduction="none")
     batch_size = config.batch_size
+    x_spec, y_spec = tf.TensorSpec([None, feature_dim], tf.float32), tf.TensorSpec([None, target_dim], tf.float32)
+    vector = tf.TensorSpec([None], tf.float32)
 
-    def total_loss(x_batch, y_batch, training, chosen=None):
+    def total_loss(x_batch, y_batch, weights, training):
         probabilities = head(x_batch, training=training)
-        if chosen is None or weights is None:
-            loss = cross_entropy(y_batch, probabilities)
-        else:
-            loss = cross_entropy(y_batch, probabilities, sample_weight=tf.gather(weights, chosen))
+        # Weights of 1.0 (no --class-weight) leave the mean exactly as without them.
+        loss = cross_entropy(y_batch, probabilities, sample_weight=weights)
         if head.losses:
             loss += tf.add_n(head.losses)
         hits = tf.cast(tf.equal(tf.argmax(probabilities, -1), tf.argmax(y_batch, -1)), tf.float32)
         return loss, tf.reduce_mean(hits)
 
-    @tf.function
-    def train_epoch(order):
+    @tf.function(input_signature=[x_spec, y_spec, vector, tf.TensorSpec([None], tf.int32)])
+    def train_chunk(x, y, weights, order):
+        """Sums of the batch losses and accuracies over the chunk, and its number of batches."""
         losses, accuracies = tf.TensorArray(tf.float32, 0, dynamic_size=True), tf.TensorArray(tf.float32, 0, dynamic_size=True)
         batches = (tf.size(order) + batch_size - 1) // batch_size
         for step in tf.range(batches):
             chosen = order[step * batch_size : (step + 1) * batch_size]
             with tf.GradientTape() as tape:
-                loss, accuracy = total_loss(tf.gather(x_train, chosen), tf.gather(y_train, chosen), True, chosen)
+                loss, accuracy = total_loss(tf.gather(x, chosen), tf.gather(y, chosen), tf.gather(weights, chosen), True)
             gradients = tape.gradient(loss, head.trainable_variables)
             optimizer.apply(gradients, head.trainable_variables)
             losses, accuracies = losses.write(step, loss), accuracies.write(step, accuracy)
-        return tf.reduce_mean(losses.stack()), tf.reduce_mean(accuracies.stack())
+        return tf.reduce_sum(losses.stack()), tf.reduce_sum(accuracies.stack()), batches
 
-    return train_epoch, tf.function(lambda x_eval, y_eval: total_loss(x_eval, y_eval, False))
+    @tf.function(input_signature=[x_spec, y_spec])
+    def evaluation_sums(x, y):
+        """Summed cross-entropy and hits over the chunk (the weight penalty is added once, by the caller)."""
+        probabilities = head(x, training=False)
+        hits = tf.cast(tf.equal(tf.argmax(probabilities, -1), tf.argmax(y, -1)), tf.float32)
+        return tf.reduce_sum(per_example(y, probabilities)), tf.reduce_sum(hits)
+
+    return train_chunk, evaluation_sums
+
+
+def as_source(features: np.ndarray | FeatureSource) -> FeatureSource:
+    """Features as a :class:`~hubcli.train.feature_stream.FeatureSource` (an array becomes one chunk)."""
+    return InMemoryFeatures(features) if isinstance(features, np.ndarray) else features
+
+
+class _Chunks:
+    """A source's chunks as tensors with their targets and weights; one in memory is converted once, not every epoch."""
+
+    def __init__(self, features: np.ndarray | FeatureSource, targets: np.ndarray, weights: np.ndarray | None = None):
+        self.source = as_source(features)
+        self.targets = np.asarray(targets, np.float32)
+        self.weights = np.ones(len(self.targets), np.float32) if weights is None else np.asarray(weights, np.float32)
+        self._resident = None
+
+    def __iter__(self):
+        return self.chunks()
+
+    def chunks(self, rng: np.random.Generator | None = None):
+        if isinstance(self.source, InMemoryFeatures):
+            if self._resident is None:
+                # Features may come as float64 (cross-validation folds); the head computes in float32.
+                self._resident = (tf.constant(self.source.x, tf.float32), tf.constant(self.targets), tf.constant(self.weights))
+            yield self._resident
+            return
+        for x, positions in self.source.chunks(rng):
+            yield tf.constant(x), tf.constant(self.targets[positions]), tf.constant(self.weights[positions])
 
 
 def fit_head(
     head: keras.Model, train: tuple, validation: tuple | None, *, config: TrainConfig, log_dir: Path | None = None,
     sample_weight: np.ndarray | None = None,
 ) -> dict:
-    """Train the head on in-memory features; early stopping on validation loss, best weights kept.
+    """Train the head on features; early stopping on validation loss, best weights kept.
 
-    ``train`` and ``validation`` are ``(features, one-hot labels)``; ``sample_weight`` weighs
-    the training examples (``--class-weight auto``). A compiled whole-epoch
-    loop instead of ``Model.fit``: on cached features an epoch is a few milliseconds of
-    math, and fit's per-epoch dataset and callback overhead would be most of a warm re-run.
+    ``train`` and ``validation`` are ``(features, one-hot labels)``, the features an array or a
+    :class:`~hubcli.train.feature_stream.FeatureSource` streamed from the feature cache's shards:
+    the loss and the choice of the best epoch are the same either way. ``sample_weight``
+    weighs the training examples (``--class-weight auto``). A compiled loop over a whole chunk
+    instead of ``Model.fit``: on cached features an epoch is a few milliseconds of math, and
+    fit's per-epoch dataset and callback overhead would be most of a warm re-run.
     """
     optimizer = make_optimizer(config.optimizer, config.learning_rate)
     optimizer.build(head.trainable_variables)
-    train_epoch, evaluate = _compiled_steps(head, optimizer, train, config, sample_weight)
+    train_chunks = _Chunks(*train, sample_weight)
+    validation_chunks = _Chunks(*validation) if validation is not None else None
+    train_chunk, evaluation_sums = _compiled_steps(
+        head, optimizer, config, feature_dim=train_chunks.source.shape[1], target_dim=train_chunks.targets.shape[1]
+    )
     rng = np.random.default_rng(config.seed)
     history: dict[str, list[float]] = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}
     writer = tf.summary.create_file_writer(str(log_dir)) if log_dir is not None else None
     best_loss, best_weights, waited = float("inf"), None, 0
     with console.progress_bar(config.epochs, "training head", unit="epoch") as bar:
         for epoch in range(config.epochs):
-            loss, accuracy = train_epoch(tf.constant(rng.permutation(len(train[0])), tf.int32))
-            logs = {"loss": float(loss), "accuracy": float(accuracy)}
-            if validation is not None:
-                val_loss, val_accuracy = evaluate(tf.constant(validation[0]), tf.constant(validation[1]))
-                logs.update(val_loss=float(val_loss), val_accuracy=float(val_accuracy))
+            loss_sum, accuracy_sum, batches = 0.0, 0.0, 0
+            for x, y, weights in train_chunks.chunks(rng):
+                order = tf.constant(rng.permutation(int(x.shape[0])), tf.int32)
+                chunk_loss, chunk_accuracy, chunk_batches = train_chunk(x, y, weights, order)
+                loss_sum, accuracy_sum, batches = loss_sum + float(chunk_loss), accuracy_sum + float(chunk_accuracy), batches + int(chunk_batches)
+            logs = {"loss": loss_sum / batches, "accuracy": accuracy_sum / batches}
+            if validation_chunks is not None:
+                logs.update(zip(("val_loss", "val_accuracy"), _evaluate(head, validation_chunks, evaluation_sums), strict=True))
             for key, value in logs.items():
                 history[key].append(value)
             if writer is not None:
@@ -164,6 +210,34 @@ def fit_head(
     if best_weights is not None:
         head.set_weights(best_weights)
     return {key: values for key, values in history.items() if values}
+
+
+def _evaluate(head: keras.Model, chunks: _Chunks, evaluation_sums) -> tuple[float, float]:
+    """Mean loss (with the weight penalty) and accuracy over every chunk."""
+    loss_sum, hits, rows = 0.0, 0.0, 0
+    for x, y, _ in chunks:
+        chunk_loss, chunk_hits = evaluation_sums(x, y)
+        loss_sum, hits, rows = loss_sum + float(chunk_loss), hits + float(chunk_hits), rows + int(x.shape[0])
+    penalty = float(tf.add_n(head.losses)) if head.losses else 0.0
+    return loss_sum / rows + penalty, hits / rows
+
+
+def predict_features(head: keras.Model, features: np.ndarray | FeatureSource) -> np.ndarray:
+    """The head's outputs for every row of ``features`` (an array or a streamed source), in row order."""
+    # Called directly: Model.predict would build a dataset and a predict function for a few matrix products.
+    def predict(x: np.ndarray) -> np.ndarray:
+        return in_batches(lambda batch: head(batch, training=False), x, batch_size=PREDICT_BATCH)
+
+    source = as_source(features)
+    if isinstance(source, InMemoryFeatures):
+        return predict(source.x)
+    outputs = None
+    for x, positions in source.chunks():
+        predicted = predict(x)
+        if outputs is None:
+            outputs = np.empty((source.shape[0], predicted.shape[1]), predicted.dtype)
+        outputs[positions] = predicted
+    return outputs
 
 
 def merge_history(*histories: dict) -> dict[str, list[float]]:

@@ -34,8 +34,9 @@ from hubcli.config import Settings
 from hubcli.errors import DataError, InvalidModuleError, NotFoundError, UsageError
 from hubcli.train.class_folders import scan_class_folders
 from hubcli.train.config import TrainConfig
+from hubcli.train.decoder_id import image_preprocessing_id
 from hubcli.train.gate import QualityGate
-from hubcli.train.image_decode import DECODER_VERSION, IMAGE_SUFFIXES, content_hash, decode_failure, decode_image, read_source
+from hubcli.train.image_decode import IMAGE_SUFFIXES, content_hash, decode_failure, decode_image, read_source
 from hubcli.train.manifest import MANIFEST_SUFFIXES, load_manifest
 from hubcli.train.module_ref import ModuleRef
 from hubcli.train.resources import available_cores
@@ -120,7 +121,8 @@ class ImageModality:
 
     def __init__(self, image_size: Sequence[int], workers: int | None = None):
         self.image_size = (int(image_size[0]), int(image_size[1]))
-        self.preprocessing = f"image-v{DECODER_VERSION}-{self.image_size[0]}x{self.image_size[1]}-pil-bilinear-exif"
+        # Names the decoder libraries too: another Pillow or libjpeg-turbo decodes other pixels.
+        self.preprocessing = image_preprocessing_id(self.image_size)
         # Decoding releases the GIL inside PIL. It is a small share of each image's work (the
         # module is most of it), so one decoder per core keeps any engine fed without
         # crowding the cores the engine needs.

@@ -37,12 +37,14 @@ def _reusable_module_class():
     return ReusableModule
 
 
-def build_image_module(path, image_size: int = 32, output_dim: int = 8, seed: int = 0) -> Path:
+def build_image_module(path, image_size: int = 32, output_dim: int = 8, seed: int = 0, batch_norm: bool = True) -> Path:
     """Save an image feature-vector module: float32 [None, S, S, 3] in [0, 1] -> [None, output_dim].
 
     Features are a 4x4 area-pooled colour grid through a dense layer, a batch
     norm (batch statistics when ``training=True``, moving statistics when
     ``training=False``) and ELU, so colour and layout are linearly separable.
+    ``batch_norm=False`` leaves the batch norm out: training and inference
+    outputs are then the same, and so is a batch split across devices.
     """
     import tensorflow as tf
 
@@ -66,6 +68,8 @@ def build_image_module(path, image_size: int = 32, output_dim: int = 8, seed: in
         # ResizeArea it is a TFLite builtin, so the export tests can convert this module.
         pooled = tf.nn.avg_pool2d(images, image_size // grid, image_size // grid, "VALID")
         hidden = tf.matmul(tf.reshape(pooled, [-1, in_dim]) * 4.0 - 2.0, module.kernel) + module.bias
+        if not batch_norm:
+            return tf.nn.elu(hidden)
         if training:
             mean, variance = tf.nn.moments(hidden, axes=[0])
             module.moving_mean.assign(0.9 * module.moving_mean + 0.1 * mean)
