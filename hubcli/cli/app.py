@@ -79,7 +79,9 @@ def _leave(code) -> None:
     that used it and does nothing for the user: the command has closed what it wrote, and
     the exit handlers (temporary files, logging) still run here.
     """
-    if "tensorflow" not in sys.modules or not isinstance(code, int | None):
+    # A profiler, debugger or coverage tool writes its results after the program returns.
+    observed = sys.getprofile() is not None or sys.gettrace() is not None
+    if "tensorflow" not in sys.modules or observed or not isinstance(code, int | None):
         sys.exit(code)
     try:
         sys.stdout.flush()
