@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from hubcli import console
-from hubcli.cli.options import CacheDirOpt, JsonOpt, MirrorOpt, OfflineOpt, QuietOpt, load_settings, start_output
+from hubcli.cli.options import CacheDirOpt, ImageModuleOpt, JsonOpt, MirrorOpt, OfflineOpt, QuietOpt, load_settings, start_output
 
 
 def extract_command(
@@ -18,9 +18,7 @@ def extract_command(
         typer.Argument(help="Class-folder tree (a local path or a URL Beam reads, e.g. gs://...), or a manifest .csv with a path column.", show_default=False),
     ] = None,
     *,
-    module: Annotated[
-        str, typer.Option("--module", "-m", help="Image feature-vector module: handle, alias, URL, archive or directory.", show_default=False)
-    ] = ...,
+    module: ImageModuleOpt = ...,
     tfds: Annotated[Optional[str], typer.Option("--tfds", help="Use this TFDS dataset (every split) instead of DATA.", show_default=False)] = None,
     runner: Annotated[str, typer.Option("--runner", help="direct (here), dataflow, flink, spark or portable.")] = "direct",
     workers: Annotated[int, typer.Option("--workers", help="Worker processes of the direct runner (workers of dataflow, parallelism of flink).")] = 1,

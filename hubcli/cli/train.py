@@ -14,6 +14,7 @@ import typer
 from hubcli import console
 from hubcli.cli.options import (
     CacheDirOpt,
+    ImageModuleOpt,
     JsonOpt,
     MinAccuracyOpt,
     MinMicroF1Opt,
@@ -40,9 +41,7 @@ def retrain_images_command(
         typer.Argument(help="Folder with one sub-folder of images per class (or train/ val/ test/ folders of them).", show_default=False),
     ] = None,
     *,
-    module: Annotated[
-        str, typer.Option("--module", "-m", help="Image feature-vector module: handle, alias, URL, archive or directory.", show_default=False)
-    ] = ...,
+    module: ImageModuleOpt = ...,
     output: OutputOpt = None,
     overwrite: OverwriteOpt = False,
     tfds: Annotated[Optional[str], typer.Option("--tfds", help="Use this TFDS dataset (with its own splits) instead of DATA_DIR.", show_default=False)] = None,

@@ -42,7 +42,7 @@ from hubcli.errors import DataError, UsageError
 from hubcli.train.batches import in_batches
 from hubcli.train.config import DISTRIBUTIONS, TrainConfig
 from hubcli.train.fine_tune import warmup_cosine
-from hubcli.train.head import make_optimizer, one_hot
+from hubcli.train.head import BestEpoch, make_optimizer, one_hot
 from hubcli.train.modality import Modality
 from hubcli.train.splits import Example
 
@@ -144,7 +144,7 @@ def fine_tune_distributed(
     validation = _validation(modality, examples, labels, num_classes, config)
 
     history: dict[str, list[float]] = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}
-    best_loss, best_weights, waited = float("inf"), None, 0
+    best = BestEpoch(config.patience)
     with console.progress_bar(config.fine_tune_epochs, "fine-tuning (distributed)", unit="epoch") as bar:
         for epoch in range(config.fine_tune_epochs):
             order = np.random.default_rng([config.seed, epoch]).permutation(len(train))[: steps * batch]
@@ -166,18 +166,9 @@ def fine_tune_distributed(
             logs = {"loss": float(np.mean(losses)), "accuracy": hits / (steps * batch)}
             if validation is not None:
                 logs.update(zip(("val_loss", "val_accuracy"), validation(model), strict=True))
-            for key, value in logs.items():
-                history[key].append(value)
-            bar.set_postfix({k: f"{v:.3f}" for k, v in logs.items() if k != "accuracy"})
-            bar.update(1)
-            monitored = logs.get("val_loss", logs["loss"])
-            if monitored < best_loss:
-                best_loss, best_weights, waited = monitored, model.get_weights(), 0
-            else:
-                waited += 1
-                if waited >= config.patience:
-                    break
-    return best_weights, {key: values for key, values in history.items() if values}
+            if best.end_epoch(logs, history, bar, model):
+                break
+    return best.weights, {key: values for key, values in history.items() if values}
 
 
 def _distribute(strategy: tf.distribute.Strategy, values: dict, part: int):

@@ -47,6 +47,41 @@ def make_optimizer(name: str, learning_rate: float, *, schedule=None) -> keras.o
     return getattr(keras.optimizers, class_name)(learning_rate=learning_rate if schedule is None else schedule)
 
 
+class BestEpoch:
+    """Early stopping of a hand-written epoch loop on ``val_loss`` (else ``loss``), keeping the best weights.
+
+    Example:
+        >>> best = BestEpoch(patience=1)
+        >>> [best.monitor({"loss": loss}, lambda: loss) for loss in (3.0, 2.0, 2.5)]
+        [False, False, True]
+        >>> best.weights
+        2.0
+    """
+
+    def __init__(self, patience: int):
+        self.patience = patience
+        self.loss = float("inf")
+        self.weights = None
+        self.waited = 0
+
+    def monitor(self, logs: dict[str, float], weights) -> bool:
+        """Record one epoch's ``logs``; ``weights()`` is called when it is the best yet. True: stop now."""
+        monitored = logs.get("val_loss", logs["loss"])
+        if monitored < self.loss:
+            self.loss, self.weights, self.waited = monitored, weights(), 0
+            return False
+        self.waited += 1
+        return self.waited >= self.patience
+
+    def end_epoch(self, logs: dict[str, float], history: dict[str, list[float]], bar, model: keras.Model) -> bool:
+        """Append ``logs`` to ``history``, show them on the progress ``bar`` and :meth:`monitor` ``model``'s weights."""
+        for key, value in logs.items():
+            history[key].append(value)
+        bar.set_postfix({k: f"{v:.3f}" for k, v in logs.items() if k != "accuracy"})
+        bar.update(1)
+        return self.monitor(logs, model.get_weights)
+
+
 def one_hot(labels: Sequence[int], num_classes: int) -> np.ndarray:
     """Class indices -> float32 one-hot rows.
 
@@ -179,7 +214,7 @@ def fit_head(
     rng = np.random.default_rng(config.seed)
     history: dict[str, list[float]] = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}
     writer = tf.summary.create_file_writer(str(log_dir)) if log_dir is not None else None
-    best_loss, best_weights, waited = float("inf"), None, 0
+    best = BestEpoch(config.patience)
     with console.progress_bar(config.epochs, "training head", unit="epoch") as bar:
         for epoch in range(config.epochs):
             loss_sum, accuracy_sum, batches = 0.0, 0.0, 0
@@ -190,25 +225,16 @@ def fit_head(
             logs = {"loss": loss_sum / batches, "accuracy": accuracy_sum / batches}
             if validation_chunks is not None:
                 logs.update(zip(("val_loss", "val_accuracy"), _evaluate(head, validation_chunks, evaluation_sums), strict=True))
-            for key, value in logs.items():
-                history[key].append(value)
             if writer is not None:
                 with writer.as_default(step=epoch):
                     for key, value in logs.items():
                         tf.summary.scalar(key, value)
-            bar.set_postfix({k: f"{v:.3f}" for k, v in logs.items() if k != "accuracy"})
-            bar.update(1)
-            monitored = logs.get("val_loss", logs["loss"])
-            if monitored < best_loss:
-                best_loss, best_weights, waited = monitored, head.get_weights(), 0
-            else:
-                waited += 1
-                if waited >= config.patience:
-                    break
+            if best.end_epoch(logs, history, bar, head):
+                break
     if writer is not None:
         writer.close()
-    if best_weights is not None:
-        head.set_weights(best_weights)
+    if best.weights is not None:
+        head.set_weights(best.weights)
     return {key: values for key, values in history.items() if values}
 
 
