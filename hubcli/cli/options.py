@@ -67,10 +67,12 @@ RegistryOpt = Annotated[
     typer.Option("--registry", help="Read this module registry (directory or http(s) URL) instead of the catalog.", show_default=False),
 ]
 
-# The run a training command writes, and how its examples are split.
+# The module of the commands that compute image features (retrain-images, extract).
 ImageModuleOpt = Annotated[
     str, typer.Option("--module", "-m", help="Image feature-vector module: handle, alias, URL, archive or directory.", show_default=False)
 ]
+
+# The run a training command writes, and how its examples are split.
 OutputOpt = Annotated[Optional[Path], typer.Option("--output", "-o", help="Run directory (default: runs/<data name>, never overwriting).", show_default=False)]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an existing run directory given with --output.")]
 ValidationSplitOpt = Annotated[float, typer.Option("--validation-split", help="Share of examples (by stable content or path hash) for validation.")]

@@ -10,7 +10,7 @@ that *shares the module's own tf.Variable*, so:
 - ``model.save("model.keras")`` stores them, and ``keras.models.load_model``
   reloads the module from its handle and restores them (the layer is registered
   as ``hubcli>HubLayer``: no ``custom_objects`` needed);
-- ``tf.saved_model.save`` exports one copy of each.
+- a run's serving SavedModel (``hubcli.train.serving``) stores one copy of each.
 
 Frozen layers call the module with ``training=False`` (batch norm uses its
 moving statistics) and add no regularisation losses; trainable layers pass
