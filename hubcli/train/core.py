@@ -49,7 +49,7 @@ from hubcli.train.feature_stream import FeatureSource, ShardedFeatures, chunk_by
 from hubcli.train.features import FeatureExtractor, frozen_extractor, raw_inputs
 from hubcli.train.fine_tune import fine_tune, predict_examples
 from hubcli.train.gate import QualityGate
-from hubcli.train.head import CLASSIFIER_LAYER, DROPOUT_LAYER, merge_history, predict_features
+from hubcli.train.head import CLASSIFIER_LAYER, DROPOUT_LAYER, build_head, merge_history, predict_features
 from hubcli.train.head_fitting import FittedHead, cross_validated_score, fit_head_step
 from hubcli.train.labeling import label_kind
 from hubcli.train.metrics import plot_confusion_matrix, plot_selection_path, plot_training_curves
@@ -57,10 +57,11 @@ from hubcli.train.modality import Modality, warn_skipped
 from hubcli.train.model_card import write_model_card
 from hubcli.train.module_ref import ModuleRef
 from hubcli.train.multilabel_metrics import choose_thresholds
+from hubcli.train.prefetch import Prefetch
 from hubcli.train.report import example_mistakes, write_report
 from hubcli.train.resources import peak_rss_mb
-from hubcli.train.selection import Augmented
-from hubcli.train.serving import save_serving_model
+from hubcli.train.selection import Augmented, selection_arrays
+from hubcli.train.serving import rewrite_serving_weights, save_serving_model
 from hubcli.train.splits import SPLITS, Example, LabeledData
 
 
@@ -74,11 +75,13 @@ def train(
     overwrite: bool = False,
     data_config: dict | None = None,
     gate: QualityGate | None = None,
+    prefetch: Prefetch | None = None,
 ) -> dict:
     """Train a classifier on ``data`` and write the complete run directory ``output``.
 
     ``data_config`` is recorded in run.json's ``config`` beside the training options. A
     ``gate`` is only checked for being applicable here; the caller applies it to the summary.
+    A started ``prefetch`` (:mod:`hubcli.train.prefetch`) is waited for before extraction.
     Returns the summary that ``--json`` prints (also the core of metrics.json).
     """
     config.check()
@@ -105,7 +108,7 @@ def train(
         console.info(f"worker {role.index} of {role.workers} done; the chief writes the run")
         return {**summary, "output": None}
     with rundir.staged_run(output) as staging:
-        summary = _Training(staging, modality, module, config, name=output.name).run(data, data_config or {})
+        summary = _Training(staging, modality, module, config, name=output.name, prefetch=prefetch).run(data, data_config or {})
     summary["output"] = str(output)
     return summary
 
@@ -120,6 +123,7 @@ class _Training:
     config: TrainConfig
     #: The run's name (its directory's), for the model card and report titles.
     name: str
+    prefetch: Prefetch | None = None
     #: Features of each split: in memory, or streamed from the feature cache past the memory budget.
     x: dict[str, np.ndarray | FeatureSource] = field(default_factory=dict)
     y: dict[str, np.ndarray] = field(default_factory=dict)
@@ -140,7 +144,11 @@ class _Training:
             examples=len(data.all_examples()) + self.config.augment_copies * len(data.train),
         )
         streamed = self._streams(data)
+        serving_ahead = self._save_serving_ahead(encoder, data.labels) if self._saves_serving_ahead() else None
+        prefetched = self.prefetch.result() if self.prefetch is not None else None
         data = self._extract(extractor, data, streamed=streamed)
+        if prefetched is not None:
+            extractor.stats = extractor.stats.after_prefetch(prefetched.stats)
         augmented = self._augmented(extractor, data) if not streamed else None
         head_x, head_y = {name: self.x[name] for name in ("train", "validation") if name in self.x}, self.y
         if streamed and self.config.augment_copies:
@@ -148,9 +156,13 @@ class _Training:
             head_y = {**self.y, "train": train_labels}
 
         fit_started = time.perf_counter()
+        choice = None
+        if prefetched is not None and self.config.head == "auto" and augmented is None and not streamed:
+            choice = prefetched.choice_for(*selection_arrays(head_x, head_y))
         fitted = fit_head_step(
             head_x, head_y, config=self.config, kind=self.kind, num_labels=len(data.labels), augmented=augmented,
             log_dir=self.staging / rundir.LOGS_DIR / "head" if self.config.tensorboard else None,
+            choice=choice,
         )
         inputs = self.modality.keras_input()
         classifier, dropout = fitted.head.get_layer(CLASSIFIER_LAYER), fitted.head.get_layer(DROPOUT_LAYER)
@@ -164,9 +176,13 @@ class _Training:
         training_seconds = time.perf_counter() - fit_started
         cv = self._cross_validate(len(data.labels)) if self.config.cv_folds else None
 
+        helper_rss_mb = prefetched.peak_rss_mb if prefetched is not None else 0.0
         evaluated_on, metrics, validation_accuracy, probabilities = self._score(fitted, model, data.labels)
         history = merge_history(*histories)
-        self._write_artifacts(model, data, fitted, metrics, history, phase_starts=[len(fitted.history.get("loss", []))] if self.config.fine_tune else [])
+        self._write_artifacts(
+            model, data, fitted, metrics, history,
+            phase_starts=[len(fitted.history.get("loss", []))] if self.config.fine_tune else [], serving_ahead=serving_ahead,
+        )
         summary = {
             "task": self.modality.task,
             "multi_label": self.config.multi_label,
@@ -186,7 +202,9 @@ class _Training:
             "training_time_s": round(training_seconds, 3),
             "extraction": {**extractor.stats.to_json(), "streamed_from_cache": streamed},
             "total_time_s": round(time.perf_counter() - started, 3),
-            "peak_rss_mb": peak_rss_mb(),
+            # Both processes' peaks, the helper's counted even if it peaked while this one was small.
+            "peak_rss_mb": round(peak_rss_mb() + helper_rss_mb, 1),
+            "helper_peak_rss_mb": helper_rss_mb or None,
             "skipped": [{"key": key, "reason": reason} for key, reason in self.modality.failures],
             "history": history,
         }
@@ -322,6 +340,28 @@ class _Training:
         model.set_weights(weights)
         return history
 
+    def _saves_serving_ahead(self) -> bool:
+        """Whether to write the serving model while the prefetching helper still works (the run would only wait).
+
+        Only where the serving graph cannot depend on what the helper finds: a single-label
+        head fitted in closed form (its stand-in draws nothing from the run's random seed).
+        """
+        return (
+            self.prefetch is not None
+            and self.prefetch.running()
+            and self.config.head == "auto"
+            and not self.kind.multi_label
+            and bool(self.module.info.output_dim)
+        )
+
+    def _save_serving_ahead(self, encoder: keras.layers.Layer, labels: list[str]) -> _ServingAhead:
+        """``model/`` saved around a stand-in head of the final head's shape; the final values are written at the end."""
+        head = build_head(self.module.info.output_dim, len(labels), self.config, activation=self.kind.activation)
+        inputs = self.modality.keras_input()
+        stand_in = keras.Model(inputs, head.get_layer(CLASSIFIER_LAYER)(head.get_layer(DROPOUT_LAYER)(encoder(inputs))), name="classifier_model")
+        signatures = self.modality.serving_signatures(stand_in, self.kind.serving_outputs(labels, None))
+        return _ServingAhead(head, save_serving_model(stand_in, signatures, self.staging / rundir.SERVING_MODEL_DIR))
+
     def _probabilities(self, fitted: FittedHead, model: keras.Model, split: str) -> np.ndarray:
         # The head alone on cached features is the frozen model; a fine-tuned one must see inputs.
         if self.config.fine_tune:
@@ -363,7 +403,8 @@ class _Training:
         return evaluated_on, metrics, validation_accuracy, np.asarray(probabilities)
 
     def _write_artifacts(
-        self, model: keras.Model, data: LabeledData, fitted: FittedHead, metrics: dict, history: dict, *, phase_starts: list[int]
+        self, model: keras.Model, data: LabeledData, fitted: FittedHead, metrics: dict, history: dict, *, phase_starts: list[int],
+        serving_ahead: _ServingAhead | None = None,
     ) -> None:
         """labels.txt, model.keras, model/, representative.npz and plots/ into the staging directory."""
         staging, labels = self.staging, data.labels
@@ -374,8 +415,11 @@ class _Training:
         with ThreadPoolExecutor(1, thread_name_prefix="hubcli-representative") as background:
             representative = background.submit(self._save_representative, sample, staging / rundir.REPRESENTATIVE_FILE)
             model.save(staging / rundir.KERAS_MODEL_FILE)
-            outputs = self.kind.serving_outputs(labels, fitted.thresholds)
-            save_serving_model(model, self.modality.serving_signatures(model, outputs), staging / rundir.SERVING_MODEL_DIR)
+            if serving_ahead is None:
+                outputs = self.kind.serving_outputs(labels, fitted.thresholds)
+                save_serving_model(model, self.modality.serving_signatures(model, outputs), staging / rundir.SERVING_MODEL_DIR)
+            else:
+                serving_ahead.finish(fitted.head, staging / rundir.SERVING_MODEL_DIR)
             plots = staging / rundir.PLOTS_DIR
             plots.mkdir()
             if history:
@@ -395,6 +439,19 @@ class _Training:
             values = inputs.numpy()
         # Uncompressed: pixels barely compress, and zlib on 60 MB of floats costs seconds.
         np.savez(path, inputs=values)
+
+
+@dataclass
+class _ServingAhead:
+    """A serving model saved before the head was fitted: its stand-in head, and what the SavedModel tracks."""
+
+    head: keras.Model
+    holder: tf.Module
+
+    def finish(self, fitted_head: keras.Model, path: Path) -> None:
+        """Give the stand-in the fitted head's values and store them in the SavedModel at ``path``."""
+        self.head.get_layer(CLASSIFIER_LAYER).set_weights(fitted_head.get_layer(CLASSIFIER_LAYER).get_weights())
+        rewrite_serving_weights(self.holder, path)
 
 
 def _class_counts(data: LabeledData, labels: list[str]) -> dict[str, dict[str, int]]:

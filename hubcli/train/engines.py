@@ -9,19 +9,24 @@ interpreter never waits at a thread barrier for a core that the image decoders h
 The converted engine is used only once it has agreed with TensorFlow on a probe batch
 within :data:`AGREEMENT_TOLERANCE` (the largest absolute feature difference). Conversion
 and probe happen once per (module content, preprocessing, engine version, TensorFlow
-version); the outcome, accepted or refused and why, is recorded beside the feature
-cache, so later runs neither convert nor probe again. A failed conversion or a
-disagreement means TensorFlow, silently.
+version, interpreter runtime); the outcome, accepted or refused and why, is recorded
+beside the feature cache, so later runs neither convert nor probe again. A failed
+conversion or a disagreement means TensorFlow, silently.
+
+The interpreter is LiteRT's (``ai_edge_litert``) where it is installed, else the one inside
+TensorFlow. LiteRT runs without importing TensorFlow, so a process that only extracts
+(:mod:`hubcli.train.prefetch`) never pays TensorFlow's start-up. Nothing here imports
+TensorFlow until a conversion, a TensorFlow engine or TensorFlow's interpreter needs it.
 
 Layout, under ``<cache dir>/features/<module digest[:32]>/engines/``::
 
     tflite-<sha1(preprocessing, versions)[:16]>.json     the record (see EngineRecord)
     tflite-<sha1(preprocessing, versions)[:16]>.tflite   the flatbuffer, when accepted
 
-Features never mix engines: :attr:`TFLiteEngine.cache_tag` is part of the feature-cache
-key. The probe bounds the difference on one batch, not on every image, and a run's
-features should come from one engine whatever the cache's history; switching engines
-costs one recomputation, never a silently mixed training set.
+Features never mix engines: :attr:`TFLiteEngine.cache_tag` (engine version and runtime)
+is part of the feature-cache key. The probe bounds the difference on one batch, not on
+every image, and a run's features should come from one engine whatever the cache's
+history; switching engines costs one recomputation, never a silently mixed training set.
 
 Example:
     >>> engine = choose_engine(encoder=encoder, modality=modality, module_digest=module.sha256,  # doctest: +SKIP
@@ -35,6 +40,8 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
+import importlib.util
 import json
 import os
 import queue
@@ -56,10 +63,41 @@ from hubcli.train.resources import available_cores
 #: Largest absolute difference from TensorFlow's features a converted engine may show on the probe.
 AGREEMENT_TOLERANCE = 1e-4
 #: Bumped whenever the conversion could produce a different flatbuffer for the same module.
-TFLITE_ENGINE_VERSION = 1
+TFLITE_ENGINE_VERSION = 2
 #: A run extracting fewer examples than this, with no record yet, leaves the conversion (seconds) to a larger one.
 CONVERT_MIN_EXAMPLES = 256
 PROBE_SIZE = 8
+
+
+def _distribution_version(*names: str) -> str:
+    """The installed version of the first of ``names`` present, read without importing it."""
+    for name in names:
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return "unknown"
+
+
+def tensorflow_version() -> str:
+    """TensorFlow's version, from its distribution's metadata: the same in a process that never imports it."""
+    return _distribution_version("tensorflow", "tensorflow-cpu", "tensorflow-intel", "tensorflow-macos", "tf-nightly")
+
+
+def _tflite_runtime() -> str:
+    """``litert-<version>`` where LiteRT is installed, else ``tf-<version>`` (TensorFlow's own interpreter)."""
+    if importlib.util.find_spec("ai_edge_litert") is not None:
+        return f"litert-{_distribution_version('ai-edge-litert', 'ai-edge-litert-nightly')}"
+    return f"tf-{tensorflow_version()}"
+
+
+#: The interpreter runtime: another one is another engine (its kernels round their own way).
+TFLITE_RUNTIME = _tflite_runtime()
+
+
+def litert_available() -> bool:
+    """Whether converted engines run here without TensorFlow."""
+    return TFLITE_RUNTIME.startswith("litert-")
 
 
 def frozen_forward(encoder, modality):
@@ -124,7 +162,7 @@ class TFLiteEngine:
     """
 
     name = "tflite-xnnpack"
-    cache_tag = f"+tflite{TFLITE_ENGINE_VERSION}"
+    cache_tag = f"+tflite{TFLITE_ENGINE_VERSION}-{TFLITE_RUNTIME}"
 
     def __init__(self, flatbuffer: bytes, workers: int | None = None):
         self.workers = workers or available_cores()
@@ -155,12 +193,10 @@ class _Interpreter:
     """
 
     def __init__(self, flatbuffer: bytes):
-        import tensorflow as tf
-
-        # The interpreter announces XNNPACK on fd 2 and warns that it moves to ai_edge_litert.
+        # The interpreter announces XNNPACK on fd 2 (TensorFlow's also warns that it moves to LiteRT).
         with native_stderr_silenced(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            self._interpreter = tf.lite.Interpreter(model_content=flatbuffer, num_threads=1)
+            self._interpreter = _interpreter_class()(model_content=flatbuffer, num_threads=1)
             self._input = self._interpreter.get_input_details()[0]
             self._output = self._interpreter.get_output_details()[0]["index"]
             self._interpreter.resize_tensor_input(self._input["index"], [1, *self._input["shape"][1:]])
@@ -173,6 +209,16 @@ class _Interpreter:
             self._interpreter.invoke()
             rows.append(self._interpreter.get_tensor(self._output)[0].copy())
         return np.stack(rows)
+
+
+def _interpreter_class():
+    if litert_available():
+        from ai_edge_litert.interpreter import Interpreter
+
+        return Interpreter
+    import tensorflow as tf
+
+    return tf.lite.Interpreter
 
 
 def run_batches(engine, batches: Iterable[tuple[list[int], np.ndarray]]) -> Iterator[tuple[list[int], np.ndarray]]:
@@ -216,6 +262,8 @@ class EngineRecord:
     tolerance: float
     flatbuffer_sha256: str | None
     tensorflow: str
+    #: The interpreter runtime that was probed (``litert-2.3.0``, or ``tf-2.21.0``).
+    runtime: str
     preprocessing: str
 
     @classmethod
@@ -235,9 +283,7 @@ def engine_paths(features_dir: str | os.PathLike, module_digest: str, preprocess
         >>> record.parent, flatbuffer.suffix  # doctest: +SKIP
         (PosixPath('/cache/features/3f2a0000000000000000000000000000/engines'), '.tflite')
     """
-    import tensorflow as tf
-
-    identity = f"{preprocessing}\0tflite-engine-{TFLITE_ENGINE_VERSION}\0tensorflow-{tf.__version__}"
+    identity = f"{preprocessing}\0tflite-engine-{TFLITE_ENGINE_VERSION}\0tensorflow-{tensorflow_version()}\0{TFLITE_RUNTIME}"
     stem = f"tflite-{hashlib.sha1(identity.encode()).hexdigest()[:16]}"
     folder = Path(features_dir) / module_digest.split(":")[-1][:32] / "engines"
     return folder / f"{stem}.json", folder / f"{stem}.tflite"
@@ -310,7 +356,8 @@ def _convert_and_probe(forward, probe: np.ndarray, preprocessing: str) -> tuple[
         max_abs_diff=None,
         tolerance=AGREEMENT_TOLERANCE,
         flatbuffer_sha256=None,
-        tensorflow=tf.__version__,
+        tensorflow=tensorflow_version(),
+        runtime=TFLITE_RUNTIME,
         preprocessing=preprocessing,
     )
     flatbuffer = None

@@ -19,7 +19,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import tensorflow as tf
 
 from hubcli import console
 from hubcli.errors import HubcliError
@@ -43,6 +42,14 @@ class ExtractionStats:
     seconds: float = 0.0
     #: The engine that computes (and keys) this run's features: ``tensorflow`` or ``tflite-xnnpack``.
     engine: str = "tensorflow"
+
+    def after_prefetch(self, helper: ExtractionStats) -> ExtractionStats:
+        """This run's figures once a helper process extracted ahead of it (:mod:`hubcli.train.prefetch`).
+
+        The run then found the helper's features cached: the helper's figures are the run's.
+        If the run still computed some itself, the helper's work went unused, and the run's own figures stand.
+        """
+        return helper if self.features_computed == 0 else self
 
     def to_json(self) -> dict:
         rate = self.features_computed / self.seconds if self.features_computed and self.seconds > 0 else None
@@ -68,8 +75,7 @@ class FeatureExtractor:
         self.cache = cache
         self.batch_size = batch_size
         self.stats = ExtractionStats(engine=engine.name)
-        # Augmentation stays in TensorFlow whatever the engine: the engine sees the augmented raw batch.
-        self._augment = tf.function(modality.augment, reduce_retracing=True) if modality.supports_augmentation else None
+        self._augment = None
 
     def key(self, example: Example, copy: int | None = None) -> str:
         """The cache key of an example (or of its ``copy``-th augmented copy): its content hash."""
@@ -121,8 +127,16 @@ class FeatureExtractor:
             if copy is not None:
                 # A stateless seed per (example, copy): the same copy is the same pixels on every run.
                 seeds = np.asarray([[int(keys[p][:8], 16) & 0x7FFFFFFF, copy] for p in positions], dtype=np.int32)
-                raw = self._augment(tf.constant(raw), tf.constant(seeds)).numpy()
+                raw = self._augmented(raw, seeds)
             yield positions, raw
+
+    def _augmented(self, raw: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+        # Augmentation stays in TensorFlow whatever the engine: the engine sees the augmented raw batch.
+        import tensorflow as tf
+
+        if self._augment is None:
+            self._augment = tf.function(self.modality.augment, reduce_retracing=True)
+        return self._augment(tf.constant(raw), tf.constant(seeds)).numpy()
 
     def _compute(self, examples: list[Example], keys: list[str], copy: int | None, description: str, *, keep: bool = True) -> dict[str, np.ndarray]:
         """Run the module on ``examples`` (cache misses), storing what it computes in the cache (and, ``keep``, returning it)."""

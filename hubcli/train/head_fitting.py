@@ -29,7 +29,7 @@ from hubcli.train.config import TrainConfig
 from hubcli.train.head import build_head, fit_head, head_for_fit
 from hubcli.train.labeling import MultiLabel, SingleLabel
 from hubcli.train.logistic import fit_linear, predict_probabilities
-from hubcli.train.selection import Augmented, HeadChoice, cross_validate, select_head
+from hubcli.train.selection import Augmented, HeadChoice, cross_validate, select_head, selection_arrays
 
 
 @dataclass
@@ -45,14 +45,15 @@ class FittedHead:
 
 def fit_head_step(
     x: Mapping[str, np.ndarray], y: Mapping[str, np.ndarray], *, config: TrainConfig, kind: SingleLabel | MultiLabel, num_labels: int,
-    augmented: Augmented | None = None, log_dir: Path | None = None,
+    augmented: Augmented | None = None, log_dir: Path | None = None, choice: HeadChoice | None = None,
 ) -> FittedHead:
     """Fit the head on split features ``x`` / labels ``y`` (``train``, maybe ``validation``; never test).
 
     ``augmented`` holds cached augmented copies of training examples (sources index ``x["train"]``).
+    ``choice`` is an automatic head already selected on these very features (by the prefetching helper).
     """
     if config.head == "auto":
-        return _auto_head(x, y, config=config, kind=kind, num_labels=num_labels, augmented=augmented)
+        return _auto_head(x, y, config=config, kind=kind, num_labels=num_labels, augmented=augmented, choice=choice)
     x_train, y_train = x["train"], y["train"]
     if augmented is not None:
         x_train, y_train = np.concatenate([x_train, augmented.x]), np.concatenate([y_train, augmented.y])
@@ -67,13 +68,11 @@ def fit_head_step(
 
 def _auto_head(
     x: Mapping[str, np.ndarray], y: Mapping[str, np.ndarray], *, config: TrainConfig, kind: SingleLabel | MultiLabel, num_labels: int,
-    augmented: Augmented | None,
+    augmented: Augmented | None, choice: HeadChoice | None,
 ) -> FittedHead:
-    parts = [name for name in ("train", "validation") if name in x]
     task = kind.head_task(num_labels, config.class_weight)
-    choice = select_head(
-        np.concatenate([x[name] for name in parts]), np.concatenate([y[name] for name in parts]), task=task, seed=config.seed, augmented=augmented
-    )
+    if choice is None:
+        choice = select_head(*selection_arrays(x, y), task=task, seed=config.seed, augmented=augmented)
     fit = choice.fit
     if config.fine_tune and "validation" in x:
         x_train, y_train = x["train"], y["train"]

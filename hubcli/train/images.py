@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
 from pathlib import Path
@@ -39,8 +39,9 @@ from hubcli.train.gate import QualityGate
 from hubcli.train.image_decode import IMAGE_SUFFIXES, content_hash, decode_failure, decode_image, read_source
 from hubcli.train.manifest import MANIFEST_SUFFIXES, load_manifest
 from hubcli.train.module_ref import ModuleRef
+from hubcli.train.prefetch import Prefetch
 from hubcli.train.resources import available_cores
-from hubcli.train.rundir import Run, default_output
+from hubcli.train.rundir import Run, check_output, default_output
 from hubcli.train.splits import Example, LabeledData
 from hubcli.train.tfds_reader import read_tfds
 
@@ -135,6 +136,10 @@ class ImageModality:
         if digest is None:
             digest = self._hashes[example.key] = content_hash(read_source(example.source))
         return digest
+
+    def remember_hashes(self, hashes: Mapping[str, str]) -> None:
+        """Take the content hashes (example key -> hash) another process computed for the same files."""
+        self._hashes.update(hashes)
 
     def batching_order(self, examples: Sequence[Example]) -> list[int]:
         """Images batch in the order given: every one costs the module the same."""
@@ -333,8 +338,6 @@ def retrain_images(
         >>> summary["output"]  # doctest: +SKIP
         'runs/flowers'
     """
-    from hubcli.train.core import train
-
     config.check()
     if (data_dir is None) == (tfds_name is None):
         raise UsageError("give a DATA_DIR or --tfds NAME (one of them)")
@@ -353,14 +356,23 @@ def retrain_images(
     modality = ImageModality(module_image_size(module.info, image_size, module_handle))
     if not tfds_name:
         report_duplicates(data.all_examples(), {e.key: modality.content_hash(e) for e in data.all_examples()})
-    output = default_output(name) if output is None else output
-    return train(
-        data,
-        modality,
-        module=module,
-        config=config,
-        output=output,
-        overwrite=overwrite,
-        data_config={"validation_split": validation_split, "test_split": test_split},
-        gate=gate,
-    )
+    output = check_output(default_output(name) if output is None else output, overwrite)
+    # Started before TensorFlow is imported: the helper's extraction overlaps the import and the module's load.
+    prefetch = Prefetch.start(data, modality, module=module, config=config)
+    try:
+        from hubcli.train.core import train
+
+        return train(
+            data,
+            modality,
+            module=module,
+            config=config,
+            output=output,
+            overwrite=overwrite,
+            data_config={"validation_split": validation_split, "test_split": test_split},
+            gate=gate,
+            prefetch=prefetch,
+        )
+    finally:
+        if prefetch is not None:
+            prefetch.close()

@@ -30,7 +30,7 @@ Example:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -163,6 +163,18 @@ class HeadChoice:
             "converged": self.fit.converged,
             "selection_time_s": round(self.seconds, 3),
         }
+
+
+def selection_arrays(x: Mapping[str, np.ndarray], y: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The features and labels ``--head auto`` selects on: the training split's, then validation's if any.
+
+    Example:
+        >>> x, y = selection_arrays({"train": np.zeros((2, 3)), "validation": np.ones((1, 3))}, {"train": np.array([0, 1]), "validation": np.array([1])})
+        >>> x.shape, y.tolist()
+        ((3, 3), [0, 1, 1])
+    """
+    parts = [name for name in ("train", "validation") if name in x]
+    return np.concatenate([x[name] for name in parts]), np.concatenate([y[name] for name in parts])
 
 
 def select_head(

@@ -44,8 +44,8 @@ def multilabel_outputs(probabilities: tf.Tensor, thresholds: Sequence[float]) ->
     return {"probabilities": probabilities, "thresholds": limits, "predicted": probabilities >= limits}
 
 
-def save_serving_model(model: keras.Model, signatures: dict, path: Path) -> None:
-    """Save ``model`` as a SavedModel at ``path`` with the given serving ``signatures``.
+def save_serving_model(model: keras.Model, signatures: dict, path: Path) -> tf.Module:
+    """Save ``model`` as a SavedModel at ``path`` with the given serving ``signatures``; returns what it tracks.
 
     The SavedModel tracks what the signatures read, not the Keras objects: each hub
     module as it was loaded (its variables, tables and assets) and the TF storage of
@@ -60,6 +60,30 @@ def save_serving_model(model: keras.Model, signatures: dict, path: Path) -> None
     holder.modules = [layer.module for layer in hub_layers]
     holder.weights = [weight.value for weight in model.weights if id(weight.value) not in module_variables]
     tf.saved_model.save(holder, str(path), signatures=signatures)
+    return holder
+
+
+def rewrite_serving_weights(holder: tf.Module, path: Path) -> None:
+    """Store the current values of ``holder``'s variables in the SavedModel it was saved as at ``path``.
+
+    For a model saved before its weights were final: the graph and signatures stand, and
+    the checkpoint (the same keys, from the same objects) and the fingerprint that hashes
+    it are written again, in a fraction of a whole save.
+
+    Example:
+        >>> holder = save_serving_model(model, signatures, run_dir / "model")  # doctest: +SKIP
+        >>> model.get_layer("classifier").set_weights(trained)  # doctest: +SKIP
+        >>> rewrite_serving_weights(holder, run_dir / "model")  # doctest: +SKIP
+    """
+    tf.train.Checkpoint(root=holder).write(str(path / "variables" / "variables"))
+    fingerprint = path / "fingerprint.pb"
+    try:
+        from tensorflow.python.saved_model import fingerprinting_utils
+
+        fingerprinting_utils.write_fingerprint(str(path))
+    except (ImportError, AttributeError, ValueError):
+        # The fingerprint is optional in a SavedModel; a stale one would misstate the checkpoint.
+        fingerprint.unlink(missing_ok=True)
 
 
 def signature_probabilities(function, inputs: np.ndarray) -> np.ndarray:

@@ -1,0 +1,251 @@
+"""Image features, and the ``--head auto`` fit on them, computed while the run imports TensorFlow.
+
+Before a frozen image run imports TensorFlow and loads its module (seconds of mostly one
+core), it starts a helper process that never imports TensorFlow: it decodes the photos,
+runs the module's accepted TFLite engine under LiteRT (:mod:`hubcli.train.engines`), stores
+the features in the feature cache, and fits the automatic head on them. The run then finds
+every feature cached, and takes the helper's head only if it was fitted on exactly the
+features and labels the run itself holds (a digest of both), so the run's results are
+those it would compute alone.
+
+The helper is only ever a head start. It is not started where it cannot help (no LiteRT,
+no accepted engine yet, fine-tuning, images held in memory rather than files, a cache that
+cannot be written), and if it fails in any way the run does the work itself, silently.
+
+Example:
+    >>> prefetch = Prefetch.start(data, modality, module=module, config=config)  # doctest: +SKIP
+    >>> # ... import TensorFlow, load the module ...
+    >>> result = prefetch.result()  # doctest: +SKIP
+    >>> result.stats.features_computed, result.choice is not None  # doctest: +SKIP
+    (498, True)
+    >>> prefetch.close()  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from hubcli import console
+from hubcli.fsio import write_bytes_atomic
+from hubcli.train.config import TrainConfig
+from hubcli.train.engines import EngineRecord, TFLiteEngine, accepted_flatbuffer, engine_paths, litert_available
+from hubcli.train.feature_cache import FeatureCache, features_root
+from hubcli.train.feature_stream import default_max_memory, parse_memory, should_stream
+from hubcli.train.features import ExtractionStats, FeatureExtractor
+from hubcli.train.labeling import label_kind
+from hubcli.train.module_ref import ModuleRef
+from hubcli.train.resources import peak_rss_mb
+from hubcli.train.selection import HeadChoice, select_head, selection_arrays
+from hubcli.train.splits import SPLITS, Example, LabeledData
+
+_REQUEST, _RESULT = "request.pickle", "result.pickle"
+
+
+def features_digest(x: np.ndarray, y: np.ndarray) -> str:
+    """A digest of a head's training features and labels: the same arrays give the same digest.
+
+    Example:
+        >>> features_digest(np.ones((2, 3), np.float32), np.array([0, 1])) == features_digest(np.ones((2, 3), np.float32), np.array([0, 1]))
+        True
+    """
+    digest = hashlib.sha256()
+    for array in (x, y):
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(array.data)
+    return digest.hexdigest()
+
+
+@dataclass
+class _Request:
+    """What the helper needs: the examples of each split and how the run keys and fits them."""
+
+    splits: dict[str, list[Example]]
+    num_labels: int
+    image_size: tuple[int, int]
+    preprocessing: str
+    hashes: dict[str, str]
+    cache_dir: str
+    module_digest: str
+    batch_size: int
+    #: Hold the features and fit the automatic head (False: only fill the cache).
+    fit_head: bool
+    multi_label: bool
+    class_weight: str
+    seed: int
+    quiet: bool
+
+
+@dataclass
+class PrefetchResult:
+    """What the helper did: its extraction, and the automatic head it fitted (if asked and all was readable)."""
+
+    stats: ExtractionStats
+    choice: HeadChoice | None
+    #: :func:`features_digest` of the features and labels ``choice`` was fitted on.
+    head_digest: str | None
+    #: The helper's own peak resident memory, which the run's figure adds to its own.
+    peak_rss_mb: float
+
+    def choice_for(self, x: np.ndarray, y: np.ndarray) -> HeadChoice | None:
+        """The helper's head, if it was fitted on exactly these features and labels."""
+        if self.choice is None or self.head_digest != features_digest(x, y):
+            return None
+        return self.choice
+
+
+class Prefetch:
+    """A running helper process (see the module docstring); :meth:`result` waits for it."""
+
+    def __init__(self, process: subprocess.Popen, folder: Path):
+        self._process = process
+        self._folder = folder
+
+    @classmethod
+    def start(cls, data: LabeledData, modality, *, module: ModuleRef, config: TrainConfig) -> Prefetch | None:
+        """Start the helper for a run on ``data``, or None where it cannot help."""
+        examples = data.all_examples()
+        if not _worthwhile(examples, modality, module=module, config=config):
+            return None
+        rows, dim = len(examples), module.info.output_dim or 0
+        budget = parse_memory(config.max_memory) if config.max_memory else default_max_memory()
+        request = _Request(
+            splits={name: getattr(data, name) for name in SPLITS if getattr(data, name)},
+            num_labels=len(data.labels),
+            image_size=modality.image_size,
+            preprocessing=modality.preprocessing,
+            hashes={example.key: modality.content_hash(example) for example in examples},
+            cache_dir=str(module.settings.cache_dir),
+            module_digest=module.sha256,
+            batch_size=config.extraction_batch_size,
+            fit_head=config.head == "auto" and not config.augment_copies and not should_stream(rows=rows, dim=dim, max_memory=budget),
+            multi_label=config.multi_label,
+            class_weight=config.class_weight,
+            seed=config.seed,
+            quiet=console.is_quiet(),
+        )
+        folder = Path(tempfile.mkdtemp(prefix="hubcli-prefetch-"))
+        try:
+            (folder / _REQUEST).write_bytes(pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL))
+            # Its own session: Ctrl-C stops the run, whose close() stops the helper, never a traceback of its own.
+            process = subprocess.Popen(
+                [sys.executable, "-m", "hubcli.train.prefetch", str(folder)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True
+            )
+        except OSError:
+            shutil.rmtree(folder, ignore_errors=True)
+            return None
+        return cls(process, folder)
+
+    def running(self) -> bool:
+        """Whether the helper is still at work."""
+        return self._process.poll() is None
+
+    def result(self) -> PrefetchResult | None:
+        """Wait for the helper; what it did, or None if it failed (the run then computes everything)."""
+        if self._process.wait() != 0:
+            return None
+        try:
+            result = pickle.loads((self._folder / _RESULT).read_bytes())
+        except (OSError, pickle.UnpicklingError, EOFError, AttributeError):
+            return None
+        return result if isinstance(result, PrefetchResult) else None
+
+    def close(self) -> None:
+        """Stop the helper if it still runs, and remove its files."""
+        if self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+        shutil.rmtree(self._folder, ignore_errors=True)
+
+    def __enter__(self) -> Prefetch:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+def _worthwhile(examples: list[Example], modality, *, module: ModuleRef, config: TrainConfig) -> bool:
+    if not (litert_available() and examples and modality.task == "image"):
+        return False
+    if config.fine_tune or config.distribute:
+        return False
+    # Images given as bytes (TFDS) would have to be copied to the helper.
+    if not all(isinstance(example.source, (str, os.PathLike)) for example in examples):
+        return False
+    root = features_root(module.settings.cache_dir)
+    record = EngineRecord.read(engine_paths(root, module.sha256, modality.preprocessing)[0])
+    return record is not None and record.accepted and _writable(root)
+
+
+def _writable(path: Path) -> bool:
+    """Whether ``path`` (or the nearest folder above it that exists) can be written."""
+    for folder in (path, *path.parents):
+        if folder.exists():
+            return os.access(folder, os.W_OK | os.X_OK)
+    return False
+
+
+def _run(request: _Request) -> PrefetchResult | None:
+    """The helper's work; None when it cannot do it as the run would (another decoder, no engine)."""
+    from hubcli.train.images import ImageModality
+
+    console.set_quiet(request.quiet)
+    modality = ImageModality(request.image_size)
+    if modality.preprocessing != request.preprocessing:
+        return None
+    modality.remember_hashes(request.hashes)
+    root = features_root(request.cache_dir)
+    flatbuffer = accepted_flatbuffer(features_dir=root, module_digest=request.module_digest, preprocessing=modality.preprocessing)
+    if flatbuffer is None:
+        return None
+    engine = TFLiteEngine(flatbuffer)
+    cache = FeatureCache(root, request.module_digest, modality.preprocessing + engine.cache_tag)
+    extractor = FeatureExtractor(modality, engine, cache=cache, batch_size=request.batch_size)
+    held = {}
+    for name, examples in request.splits.items():
+        description = f"features ({name})"
+        if request.fit_head:
+            held[name] = extractor.features(examples, description=description)
+        else:
+            extractor.cached(examples, description=description)
+    if not cache.writable:
+        return None
+    choice = digest = None
+    # With unreadable examples the run's data shrinks (and may lose a class): it fits its own head.
+    if request.fit_head and "train" in held and not modality.failures:
+        kind = label_kind(multi_label=request.multi_label)
+        labels = {name: kind.label_array(request.splits[name], request.num_labels) for name in held}
+        x, y = selection_arrays({name: features for name, (features, _) in held.items()}, labels)
+        choice = select_head(x, y, task=kind.head_task(request.num_labels, request.class_weight), seed=request.seed)
+        digest = features_digest(x, y)
+    return PrefetchResult(stats=extractor.stats, choice=choice, head_digest=digest, peak_rss_mb=peak_rss_mb())
+
+
+def main(folder: str) -> int:
+    """The helper process: read the request in ``folder``, write the result beside it."""
+    try:
+        request = pickle.loads((Path(folder) / _REQUEST).read_bytes())
+        result = _run(request)
+        if result is None:
+            return 3
+        write_bytes_atomic(Path(folder) / _RESULT, pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
+    except Exception:  # noqa: BLE001 - any failure only means the run does the work itself
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    # As the named module, so that what it pickles names hubcli.train.prefetch, not __main__.
+    from hubcli.train import prefetch
+
+    sys.exit(prefetch.main(sys.argv[1]))
