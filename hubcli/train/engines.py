@@ -32,7 +32,7 @@ Example:
     >>> engine = choose_engine(encoder=encoder, modality=modality, module_digest=module.sha256,  # doctest: +SKIP
     ...                        features_dir=features_root(settings.cache_dir), examples=500)
     >>> engine.name, engine.cache_tag  # doctest: +SKIP
-    ('tflite-xnnpack', '+tflite1')
+    ('tflite-xnnpack', '+tflite2-litert-2.3.0')
     >>> for positions, features in run_batches(engine, modality.iter_inputs(examples, 32)):  # doctest: +SKIP
     ...     ...
 """

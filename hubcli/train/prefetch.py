@@ -167,12 +167,6 @@ class Prefetch:
             self._process.wait()
         shutil.rmtree(self._folder, ignore_errors=True)
 
-    def __enter__(self) -> Prefetch:
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()
-
 
 def _worthwhile(examples: list[Example], modality, *, module: ModuleRef, config: TrainConfig) -> bool:
     if not (litert_available() and examples and modality.task == "image"):
