@@ -30,6 +30,18 @@ def test_fit_reaches_the_optimum_also_with_more_features_than_examples(count, di
     assert np.abs(kernel_gradient).max() < 1e-5 and np.abs(bias_gradient).max() < 1e-5
 
 
+@pytest.mark.parametrize("count, dim", [(120, 6), (40, 90)])
+def test_an_offset_in_every_feature_changes_neither_the_answer_nor_the_work(count, dim):
+    # Real features (averaged activations) sit far from zero; the unpenalised bias absorbs any offset.
+    x, y = gaussian_classes(count, dim, 3, seed=4)
+    targets = np.eye(3)[y]
+    centred = fit_linear(x, targets, l2=0.01)
+    offset = fit_linear(x + 40.0, targets, l2=0.01)
+    assert offset.converged
+    np.testing.assert_allclose(predict_probabilities(x + 40.0, offset), predict_probabilities(x, centred), atol=1e-4)
+    assert offset.iterations <= 2 * centred.iterations + 5
+
+
 def test_sigmoid_fit_learns_each_label():
     x, indicators = multilabel_features(200, 8, 3, seed=2)
     fit = fit_linear(x, indicators, l2=0.01, activation="sigmoid")

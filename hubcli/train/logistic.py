@@ -128,6 +128,10 @@ def fit_linear(
     classes = targets.shape[1]
     weights = np.ones(count) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
     weights = weights / weights.sum()
+    # The bias absorbs any shift of the features, so centred features pose the same problem;
+    # better conditioned, it takes L-BFGS about half the evaluations.
+    shift = weights @ features
+    features = features - shift
 
     def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
         kernel, bias = theta[: dim * classes].reshape(dim, classes), theta[dim * classes :]
@@ -137,13 +141,13 @@ def fit_linear(
         value = float(weights @ losses) + 0.5 * l2 * float(np.vdot(kernel, kernel))
         return value, np.concatenate([kernel_gradient.ravel(), residual.sum(axis=0)])
 
-    theta = np.zeros(dim * classes + classes) if start is None else np.concatenate([start.kernel.ravel(), start.bias])
+    theta = np.zeros(dim * classes + classes) if start is None else np.concatenate([start.kernel.ravel(), start.bias + shift @ start.kernel])
     with one_blas_thread():
         result = minimize(objective, theta, jac=True, method="L-BFGS-B", options={"maxiter": max_iterations, "gtol": 1e-6})
     kernel = result.x[: dim * classes].reshape(dim, classes)
     return LinearFit(
         kernel=kernel if basis is None else basis @ kernel,
-        bias=result.x[dim * classes :].copy(),
+        bias=result.x[dim * classes :] - shift @ kernel,
         activation=activation,
         iterations=int(result.nit),
         converged=bool(result.success),
