@@ -8,8 +8,11 @@ and serving model.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +20,7 @@ import pytest
 
 from hubcli.config import Settings
 from hubcli.train import core, engines
+from hubcli.train import prefetch as prefetch_module
 from hubcli.train.config import TrainConfig
 from hubcli.train.feature_cache import features_root
 from hubcli.train.images import ImageModality, load_image_folder
@@ -108,23 +112,68 @@ def test_a_run_with_the_helper_is_the_run_without_it(tiny_image_module, tmp_path
     np.testing.assert_array_equal(_serving_probabilities(tmp_path / "with" / "run", images), _serving_probabilities(tmp_path / "alone" / "run", images))
 
 
-def test_the_helper_never_imports_tensorflow(tiny_image_module, tmp_path):
+def test_the_helper_never_imports_tensorflow_nor_the_working_directory(tiny_image_module, tmp_path, monkeypatch):
     data_dir = make_image_dataset(tmp_path / "photos", per_class=6)
     module, modality, data = _setup(tiny_image_module, tmp_path, data_dir)
+    # A dataset folder is no place to import code from, yet `python -m` would put it first on sys.path.
+    poisoned = tmp_path / "cwd"
+    poisoned.mkdir()
+    (poisoned / "numpy.py").write_text(f"open({str(tmp_path / 'imported')!r}, 'w').close()\nraise ImportError('not numpy')\n")
+    monkeypatch.chdir(poisoned)
     prefetch = Prefetch.start(data, modality, module=module, config=TrainConfig())
     assert prefetch is not None
     try:
-        prefetch._process.kill()
-        prefetch._process.wait()
-        # The helper's work, again, in a process that reports what it imported.
-        script = (
-            "import sys; from hubcli.train import prefetch; code = prefetch.main(sys.argv[1]); "
-            "print(code, sorted({'tensorflow', 'keras'} & set(sys.modules)))"
+        # The helper's work again, as the run starts it, with every import it makes reported.
+        again = subprocess.Popen(
+            list(prefetch._process.args[:1]) + ["-X", "importtime"] + list(prefetch._process.args[1:]),
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=prefetch_module._helper_environment(),
         )
-        report = subprocess.run([sys.executable, "-c", script, str(prefetch._folder)], capture_output=True, text=True, check=True)
+        imports = again.stderr.read()
+        again.stdin.close()
+        assert again.wait() == 0, imports[-2000:]
+        assert prefetch.result() is not None
+        assert not (tmp_path / "imported").exists()
     finally:
         prefetch.close()
-    assert report.stdout.split(None, 1) == ["0", "[]\n"], report.stdout + report.stderr
+    imported = {line.rsplit("|", 1)[-1].strip() for line in imports.splitlines() if line.startswith("import time:")}
+    assert "numpy" in imported and not {"tensorflow", "keras"} & imported
+
+
+def test_a_helper_stops_with_its_run_however_the_run_ends(tiny_image_module, tmp_path):
+    data_dir = make_image_dataset(tmp_path / "photos", per_class=6)
+    _cache_with_engine(tiny_image_module, tmp_path / "cache")
+    # A run that starts its helper and is then killed outright (as by the out-of-memory killer).
+    script = f"""
+import os, signal
+from hubcli.config import Settings
+from hubcli.train.config import TrainConfig
+from hubcli.train.images import ImageModality, load_image_folder
+from hubcli.train.module_ref import ModuleRef
+from hubcli.train.prefetch import Prefetch
+module = ModuleRef.resolve({str(tiny_image_module)!r}, Settings.load(cache_dir={str(tmp_path / "cache")!r}, offline=True))
+modality = ImageModality(module.info.image_size)
+prefetch = Prefetch.start(load_image_folder({str(data_dir)!r}, 0.2, 0.2), modality, module=module, config=TrainConfig())
+print(prefetch._process.pid, prefetch._folder, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+    killed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    pid, folder = killed.stdout.split()
+    deadline = time.monotonic() + 60
+    while _alive(int(pid)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(int(pid)), "the helper outlived its run"
+    assert not Path(folder).exists(), "the helper left its files behind"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie has stopped; only its parent's reaping is missing.
+    status = Path(f"/proc/{pid}/status")
+    return not (status.exists() and "\nState:\tZ" in status.read_text())
 
 
 def test_a_helper_slower_than_the_run_leaves_the_run_unchanged(tiny_image_module, tmp_path, monkeypatch):

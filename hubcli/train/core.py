@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import random
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -58,10 +59,11 @@ from hubcli.train.model_card import write_model_card
 from hubcli.train.module_ref import ModuleRef
 from hubcli.train.multilabel_metrics import choose_thresholds
 from hubcli.train.prefetch import Prefetch
+from hubcli.train.preflight import check_run
 from hubcli.train.report import example_mistakes, write_report
 from hubcli.train.resources import peak_rss_mb
 from hubcli.train.selection import Augmented, selection_arrays
-from hubcli.train.serving import rewrite_serving_weights, save_serving_model
+from hubcli.train.serving import can_rewrite_serving_weights, rewrite_serving_weights, save_serving_model
 from hubcli.train.splits import SPLITS, Example, LabeledData
 
 
@@ -84,21 +86,10 @@ def train(
     A started ``prefetch`` (:mod:`hubcli.train.prefetch`) is waited for before extraction.
     Returns the summary that ``--json`` prints (also the core of metrics.json).
     """
-    config.check()
     role = cluster_role() if config.distribute == "multi-worker" else None
     if role is None or role.chief:
         output = rundir.check_output(output, overwrite)
-    if config.fine_tune and module.info.format == "tf1_hub":
-        raise UsageError("--fine-tune needs a TF2 module; TF1 Hub format modules can only be used frozen")
-    if config.augment_copies and not modality.supports_augmentation:
-        raise UsageError(f"{modality.task} data has no augmentation; drop --augment")
-    if data.multi_label != config.multi_label:
-        raise UsageError("multi-label data (a manifest) needs --multi-label" if data.multi_label else "--multi-label needs a manifest of labels")
-    if gate is not None:
-        sizes = data.sizes()
-        out_of_fold = config.head == "auto" and not config.fine_tune
-        held_out = bool(sizes["test"] or sizes["validation"] or config.cv_folds or out_of_fold)
-        gate.check_options(multi_label=config.multi_label, held_out=held_out)
+    check_run(data, modality, module=module, config=config, gate=gate)
     if not config.multi_label:
         warn_if_imbalanced(data.class_counts(("train", "validation")), config.class_weight)
     if role is not None and not role.chief:
@@ -173,7 +164,8 @@ class _Training:
         elif self.config.fine_tune:
             histories.append(self._fine_tune(model, encoder, data))
             self._rethreshold(fitted, model)
-        training_seconds = time.perf_counter() - fit_started
+        # A head the helper chose was trained there, while this process loaded TensorFlow.
+        training_seconds = time.perf_counter() - fit_started + (choice.seconds if choice is not None else 0.0)
         cv = self._cross_validate(len(data.labels)) if self.config.cv_folds else None
 
         helper_rss_mb = prefetched.peak_rss_mb if prefetched is not None else 0.0
@@ -344,7 +336,7 @@ class _Training:
         """Whether to write the serving model while the prefetching helper still works (the run would only wait).
 
         Only where the serving graph cannot depend on what the helper finds: a single-label
-        head fitted in closed form (its stand-in draws nothing from the run's random seed).
+        head fitted by the solver, whose values replace the stand-in's whole.
         """
         return (
             self.prefetch is not None
@@ -352,11 +344,16 @@ class _Training:
             and self.config.head == "auto"
             and not self.kind.multi_label
             and bool(self.module.info.output_dim)
+            and can_rewrite_serving_weights()
         )
 
     def _save_serving_ahead(self, encoder: keras.layers.Layer, labels: list[str]) -> _ServingAhead:
         """``model/`` saved around a stand-in head of the final head's shape; the final values are written at the end."""
+        # Keras seeds default initialisers from Python's generator: the stand-in, made only when the
+        # helper is slow, must leave it as it found it, or later draws would depend on timing.
+        state = random.getstate()
         head = build_head(self.module.info.output_dim, len(labels), self.config, activation=self.kind.activation)
+        random.setstate(state)
         inputs = self.modality.keras_input()
         stand_in = keras.Model(inputs, head.get_layer(CLASSIFIER_LAYER)(head.get_layer(DROPOUT_LAYER)(encoder(inputs))), name="classifier_model")
         signatures = self.modality.serving_signatures(stand_in, self.kind.serving_outputs(labels, None))

@@ -47,7 +47,8 @@ class ExtractionStats:
         """This run's figures once a helper process extracted ahead of it (:mod:`hubcli.train.prefetch`).
 
         The run then found the helper's features cached: the helper's figures are the run's.
-        If the run still computed some itself, the helper's work went unused, and the run's own figures stand.
+        If the run still computed some itself (the helper could not store them all), the run's
+        own figures stand, and what the helper stored counts as cached.
         """
         return helper if self.features_computed == 0 else self
 

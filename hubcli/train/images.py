@@ -40,6 +40,7 @@ from hubcli.train.image_decode import IMAGE_SUFFIXES, content_hash, decode_failu
 from hubcli.train.manifest import MANIFEST_SUFFIXES, load_manifest
 from hubcli.train.module_ref import ModuleRef
 from hubcli.train.prefetch import Prefetch
+from hubcli.train.preflight import check_run
 from hubcli.train.resources import available_cores
 from hubcli.train.rundir import Run, check_output, default_output
 from hubcli.train.splits import Example, LabeledData
@@ -357,6 +358,7 @@ def retrain_images(
     if not tfds_name:
         report_duplicates(data.all_examples(), {e.key: modality.content_hash(e) for e in data.all_examples()})
     output = check_output(default_output(name) if output is None else output, overwrite)
+    check_run(data, modality, module=module, config=config, gate=gate)
     # Started before TensorFlow is imported: the helper's extraction overlaps the import and the module's load.
     prefetch = Prefetch.start(data, modality, module=module, config=config)
     try:

@@ -27,9 +27,11 @@ import hashlib
 import os
 import pickle
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,6 +51,9 @@ from hubcli.train.selection import HeadChoice, select_head, selection_arrays
 from hubcli.train.splits import SPLITS, Example, LabeledData
 
 _REQUEST, _RESULT = "request.pickle", "result.pickle"
+#: What a frozen run holds once TensorFlow and an image module are loaded (about 1.1 GB measured
+#: with EfficientNet-Lite0): the helper, deciding before that, keeps it out of the memory budget.
+TENSORFLOW_RUN_BYTES = 1 << 30
 
 
 def features_digest(x: np.ndarray, y: np.ndarray) -> str:
@@ -110,6 +115,7 @@ class Prefetch:
     def __init__(self, process: subprocess.Popen, folder: Path):
         self._process = process
         self._folder = folder
+        self._result: PrefetchResult | None = None
 
     @classmethod
     def start(cls, data: LabeledData, modality, *, module: ModuleRef, config: TrainConfig) -> Prefetch | None:
@@ -118,7 +124,8 @@ class Prefetch:
         if not _worthwhile(examples, modality, module=module, config=config):
             return None
         rows, dim = len(examples), module.info.output_dim or 0
-        budget = parse_memory(config.max_memory) if config.max_memory else default_max_memory()
+        # Judged before TensorFlow is loaded, so leave room for what the run will hold once it is.
+        budget = (parse_memory(config.max_memory) if config.max_memory else default_max_memory()) - TENSORFLOW_RUN_BYTES
         request = _Request(
             splits={name: getattr(data, name) for name in SPLITS if getattr(data, name)},
             num_labels=len(data.labels),
@@ -134,15 +141,20 @@ class Prefetch:
             seed=config.seed,
             quiet=console.is_quiet(),
         )
-        folder = Path(tempfile.mkdtemp(prefix="hubcli-prefetch-"))
+        folder = None
         try:
+            folder = Path(tempfile.mkdtemp(prefix="hubcli-prefetch-"))
             (folder / _REQUEST).write_bytes(pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL))
-            # Its own session: Ctrl-C stops the run, whose close() stops the helper, never a traceback of its own.
+            # -P: never import from the working directory (a dataset folder may hold any .py file).
+            # Its own session: Ctrl-C stops the run, whose close() stops the helper. Its stdin
+            # stays open as long as the run lives: the helper stops when it reads end-of-file.
             process = subprocess.Popen(
-                [sys.executable, "-m", "hubcli.train.prefetch", str(folder)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True
+                [sys.executable, "-P", "-m", "hubcli.train.prefetch", str(folder)],
+                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, start_new_session=True, env=_helper_environment(),
             )
-        except OSError:
-            shutil.rmtree(folder, ignore_errors=True)
+        except (OSError, pickle.PicklingError, TypeError):
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
             return None
         return cls(process, folder)
 
@@ -152,20 +164,46 @@ class Prefetch:
 
     def result(self) -> PrefetchResult | None:
         """Wait for the helper; what it did, or None if it failed (the run then computes everything)."""
-        if self._process.wait() != 0:
-            return None
+        if self._result is None and self._process.wait() == 0:
+            self._result = self._read_result()
+        # Read once: nothing of the helper's needs to outlive this (a run killed later leaves no files).
+        shutil.rmtree(self._folder, ignore_errors=True)
+        return self._result
+
+    def _read_result(self) -> PrefetchResult | None:
         try:
             result = pickle.loads((self._folder / _RESULT).read_bytes())
-        except (OSError, pickle.UnpicklingError, EOFError, AttributeError):
+        except Exception:  # noqa: BLE001 - a result that cannot be read is no result: the run does the work
             return None
-        return result if isinstance(result, PrefetchResult) else None
+        if not (isinstance(result, PrefetchResult) and isinstance(result.stats, ExtractionStats)):
+            return None
+        if result.choice is not None and not (isinstance(result.choice, HeadChoice) and isinstance(result.head_digest, str)):
+            return None
+        return result
 
     def close(self) -> None:
-        """Stop the helper if it still runs, and remove its files."""
+        """Stop the helper if it still runs (it removes a shard it was writing), and remove its files."""
+        if self._process.stdin is not None:
+            self._process.stdin.close()
         if self._process.poll() is None:
-            self._process.kill()
-            self._process.wait()
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
         shutil.rmtree(self._folder, ignore_errors=True)
+
+
+def _helper_environment() -> dict[str, str]:
+    """This environment, plus the folder this very hubcli was imported from where ``-P`` would lose it."""
+    import hubcli
+
+    root = str(Path(hubcli.__file__).resolve().parent.parent)
+    environment = dict(os.environ)
+    if root == os.getcwd() or root not in sys.path:
+        environment["PYTHONPATH"] = os.pathsep.join(filter(None, [root, environment.get("PYTHONPATH")]))
+    return environment
 
 
 def _worthwhile(examples: list[Example], modality, *, module: ModuleRef, config: TrainConfig) -> bool:
@@ -225,16 +263,39 @@ def _run(request: _Request) -> PrefetchResult | None:
     return PrefetchResult(stats=extractor.stats, choice=choice, head_digest=digest, peak_rss_mb=peak_rss_mb())
 
 
+def _stop(signum, frame) -> None:
+    # An exception, not an exit on the spot: a shard being written is removed on the way out.
+    raise SystemExit(1)
+
+
+def _stop_when_orphaned() -> None:
+    """Stop this helper once its run's end of the stdin pipe closes (the run ended, however)."""
+    # The descriptor, not sys.stdin: a thread blocked in a buffered read would hold its lock at exit.
+    while os.read(0, 4096):
+        pass
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 def main(folder: str) -> int:
     """The helper process: read the request in ``folder``, write the result beside it."""
+    signal.signal(signal.SIGTERM, _stop)
+    done = False
     try:
+        threading.Thread(target=_stop_when_orphaned, daemon=True).start()
         request = pickle.loads((Path(folder) / _REQUEST).read_bytes())
         result = _run(request)
         if result is None:
             return 3
         write_bytes_atomic(Path(folder) / _RESULT, pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
+        done = True
     except Exception:  # noqa: BLE001 - any failure only means the run does the work itself
         return 1
+    except SystemExit:
+        return 1
+    finally:
+        # Stopped or failed, nobody will read the folder (a run that was killed cannot remove it).
+        if not done:
+            shutil.rmtree(folder, ignore_errors=True)
     return 0
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import resource
 import sys
+from pathlib import Path
 
 
 def available_cores() -> int:
@@ -27,7 +28,17 @@ def available_cores() -> int:
 
 
 def peak_rss_mb() -> float:
-    """The largest resident memory this process has had so far, in MiB."""
+    """The largest resident memory this process's program has had so far, in MiB.
+
+    Linux carries ``ru_maxrss`` across ``exec``, so a process started by a larger one would
+    report that one's peak: its own high-water mark (``VmHWM``) is read where there is one.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except (OSError, ValueError, IndexError):
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     # Linux reports KiB, macOS bytes.
     return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)

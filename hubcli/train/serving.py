@@ -76,14 +76,21 @@ def rewrite_serving_weights(holder: tf.Module, path: Path) -> None:
         >>> rewrite_serving_weights(holder, run_dir / "model")  # doctest: +SKIP
     """
     tf.train.Checkpoint(root=holder).write(str(path / "variables" / "variables"))
-    fingerprint = path / "fingerprint.pb"
+    _fingerprint_writer()(str(path))
+
+
+def can_rewrite_serving_weights() -> bool:
+    """Whether this TensorFlow can write a SavedModel's fingerprint again (see :func:`rewrite_serving_weights`)."""
+    return _fingerprint_writer() is not None
+
+
+def _fingerprint_writer():
+    # TensorFlow writes the fingerprint only inside a whole save; this module is not public API.
     try:
         from tensorflow.python.saved_model import fingerprinting_utils
-
-        fingerprinting_utils.write_fingerprint(str(path))
-    except (ImportError, AttributeError, ValueError):
-        # The fingerprint is optional in a SavedModel; a stale one would misstate the checkpoint.
-        fingerprint.unlink(missing_ok=True)
+    except ImportError:
+        return None
+    return getattr(fingerprinting_utils, "write_fingerprint", None)
 
 
 def signature_probabilities(function, inputs: np.ndarray) -> np.ndarray:
