@@ -117,17 +117,30 @@ class Augmented:
 
 
 class _FoldData:
-    """One fold's fitting and held-out features, in the row space of its fitting features.
+    """One fold's fitting and held-out features.
 
-    Projecting once per fold (see :func:`hubcli.train.logistic.row_space`) makes every fit
-    on the L2 path solve the smaller exact problem without redoing the decomposition.
+    With fewer examples than features, both are projected once into the span of the fitting
+    rows (see :func:`hubcli.train.logistic.row_space`), so every fit on the L2 path solves the
+    smaller exact problem without redoing the decomposition. With more examples, the fold
+    keeps only its rows and gathers its features for each fit: every fold's copy held at
+    once would be most of the selection's memory (five times the features).
     """
 
-    def __init__(self, x_fit: np.ndarray, x_held: np.ndarray, targets: np.ndarray, weights: np.ndarray | None):
+    def __init__(self, x: np.ndarray, y: np.ndarray, fit_rows: np.ndarray, held_rows: np.ndarray, augmented: Augmented | None, task: HeadTask):
+        self._x, self._y, self._rows, self._augmented = x, y, fit_rows, augmented
+        x_fit, y_fit = _with_copies(x, y, fit_rows, augmented)
+        self.targets, self.weights = task.targets(y_fit), task.weights(y_fit)
+        self.x_held = x[held_rows]
+        self._projected = None
         if x_fit.shape[1] > x_fit.shape[0]:
-            x_fit, basis = row_space(x_fit)
-            x_held = x_held @ basis
-        self.x_fit, self.x_held, self.targets, self.weights = x_fit, x_held, targets, weights
+            self._projected, basis = row_space(x_fit)
+            self.x_held = self.x_held @ basis
+
+    @property
+    def x_fit(self) -> np.ndarray:
+        if self._projected is not None:
+            return self._projected
+        return _with_copies(self._x, self._y, self._rows, self._augmented)[0]
 
 
 @dataclass
@@ -202,10 +215,7 @@ def _select_head(
     y = np.asarray(y)
     assignment, count = task.assign_folds(y, folds=folds, seed=seed, purpose=purpose)
     held = [np.flatnonzero(assignment == j) for j in range(count)]
-    prepared = []
-    for rows in held:
-        x_fit, y_fit = _with_copies(x, y, np.flatnonzero(assignment != assignment[rows[0]]), augmented)
-        prepared.append(_FoldData(x_fit, x[rows], task.targets(y_fit), task.weights(y_fit)))
+    prepared = [_FoldData(x, y, np.flatnonzero(assignment != assignment[rows[0]]), rows, augmented, task) for rows in held]
     starts: list[LinearFit | None] = [None] * count
     out_of_fold: list[np.ndarray] = []
     curve: list[tuple[float, float, float]] = []
