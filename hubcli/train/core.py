@@ -86,6 +86,7 @@ def train(
     A started ``prefetch`` (:mod:`hubcli.train.prefetch`) is waited for before extraction.
     Returns the summary that ``--json`` prints (also the core of metrics.json).
     """
+    config.check()
     role = cluster_role() if config.distribute == "multi-worker" else None
     if role is None or role.chief:
         output = rundir.check_output(output, overwrite)

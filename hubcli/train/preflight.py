@@ -20,8 +20,7 @@ from hubcli.train.splits import LabeledData
 
 
 def check_run(data: LabeledData, modality, *, module: ModuleRef, config: TrainConfig, gate: QualityGate | None) -> None:
-    """Raise :class:`~hubcli.errors.UsageError` for options this data or module cannot take."""
-    config.check()
+    """Raise :class:`~hubcli.errors.UsageError` for options this data or module cannot take (``config`` itself checked)."""
     if config.fine_tune and module.info.format == "tf1_hub":
         raise UsageError("--fine-tune needs a TF2 module; TF1 Hub format modules can only be used frozen")
     if config.augment_copies and not modality.supports_augmentation:
