@@ -46,7 +46,7 @@ from hubcli.train import rundir
 from hubcli.train.class_weights import warn_if_imbalanced
 from hubcli.train.config import TrainConfig
 from hubcli.train.distributed import cluster_role, fine_tune_distributed, make_strategy
-from hubcli.train.feature_stream import FeatureSource, ShardedFeatures, chunk_bytes, default_max_memory, parse_memory, should_stream
+from hubcli.train.feature_stream import FeatureSource, ShardedFeatures, chunk_bytes, memory_budget, should_stream
 from hubcli.train.features import FeatureExtractor, frozen_extractor, raw_inputs
 from hubcli.train.fine_tune import fine_tune, predict_examples
 from hubcli.train.gate import QualityGate
@@ -251,7 +251,7 @@ class _Training:
 
     @property
     def _budget(self) -> int:
-        return parse_memory(self.config.max_memory) if self.config.max_memory else default_max_memory()
+        return memory_budget(self.config.max_memory)
 
     def _extract(self, extractor: FeatureExtractor, data: LabeledData, *, streamed: bool) -> LabeledData:
         """Features of every split into ``x`` and labels into ``y``; returns ``data`` less unreadable examples.

@@ -50,6 +50,11 @@ def default_max_memory() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
 
 
+def memory_budget(max_memory: str | None) -> int:
+    """Bytes a run may hold: ``--max-memory`` if given, else :func:`default_max_memory`."""
+    return parse_memory(max_memory) if max_memory else default_max_memory()
+
+
 def resident_bytes() -> int:
     """This process's resident memory now (Linux ``/proc``; 0 where unavailable)."""
     try:

@@ -42,7 +42,7 @@ from hubcli.fsio import write_bytes_atomic
 from hubcli.train.config import TrainConfig
 from hubcli.train.engines import EngineRecord, TFLiteEngine, accepted_flatbuffer, engine_paths, litert_available
 from hubcli.train.feature_cache import FeatureCache, features_root
-from hubcli.train.feature_stream import default_max_memory, parse_memory, should_stream
+from hubcli.train.feature_stream import memory_budget, should_stream
 from hubcli.train.features import ExtractionStats, FeatureExtractor
 from hubcli.train.labeling import label_kind
 from hubcli.train.module_ref import ModuleRef
@@ -125,7 +125,7 @@ class Prefetch:
             return None
         rows, dim = len(examples), module.info.output_dim or 0
         # Judged before TensorFlow is loaded, so leave room for what the run will hold once it is.
-        budget = (parse_memory(config.max_memory) if config.max_memory else default_max_memory()) - TENSORFLOW_RUN_BYTES
+        budget = memory_budget(config.max_memory) - TENSORFLOW_RUN_BYTES
         request = _Request(
             splits={name: getattr(data, name) for name in SPLITS if getattr(data, name)},
             num_labels=len(data.labels),
