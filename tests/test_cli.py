@@ -61,6 +61,25 @@ def test_tensorflow_start_up_prints_nothing_on_the_cli_stderr():
     assert done.stderr == ""
 
 
+def test_the_cli_import_of_tensorflow_freezes_what_it_made_and_collects_garbage_afterwards():
+    probe = (
+        "import gc, weakref\n"
+        "from hubcli import quiet_tensorflow\n"
+        "quiet_tensorflow.install()\n"
+        "import tensorflow\n"
+        "class Node: pass\n"
+        "a, b = Node(), Node()\n"
+        "a.other, b.other = b, a\n"
+        "gone = weakref.ref(a)\n"
+        "del a, b\n"
+        "gc.collect()\n"
+        "print(gc.isenabled(), gc.get_freeze_count() > 100_000, gone() is None)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "True", "True"]
+
+
 def test_the_console_script_runs_the_cli_main():
     from importlib.metadata import entry_points
 
