@@ -28,6 +28,8 @@ def test_frozen_layer_reads_module_facts_and_stays_in_inference_mode(tiny_image_
     # Frozen: batch norm uses its moving statistics even when Keras says training=True.
     np.testing.assert_allclose(layer(images, training=True), layer(images, training=False), rtol=1e-6)
     assert layer.trainable_weights == [] and len(layer.non_trainable_weights) == 6
+    # Each Keras weight is the module's own variable, not a copy.
+    assert all(weight.value is variable for weight, variable in zip(layer.weights, layer.module.variables, strict=True))
     model = _model(layer)
     model(images, training=True)
     assert model.losses == []  # no regularisation of a frozen module

@@ -98,20 +98,24 @@ def _layer_name(variable_name: str) -> str:
     return name.rsplit("/", 1)[0] if "/" in name else name
 
 
+class _SharedVariable(keras.Variable):
+    """A Keras variable whose storage *is* an existing ``tf.Variable`` (no copy, same handle)."""
+
+    def _initialize_with_initializer(self, initializer):
+        # The initializer hands back the tf.Variable itself, which the TF backend's _initialize
+        # adopts as is. The inherited path would first allocate and fill a variable of its own.
+        self._initialize(initializer(self._shape, dtype=self._dtype))
+
+
 def _share_variable(tf_variable: tf.Variable, trainable: bool) -> keras.Variable:
-    """A Keras variable whose storage *is* ``tf_variable`` (no copy, same handle)."""
-    name = tf_variable.name.split(":")[0].replace("/", "_")
-    shared = keras.Variable(
-        initializer="zeros",
+    """A Keras variable sharing ``tf_variable``'s storage, named after it."""
+    return _SharedVariable(
+        initializer=lambda shape, dtype: tf_variable,
         shape=tf_variable.shape,
         dtype=tf_variable.dtype.name,
         trainable=trainable,
-        name=name,
+        name=tf_variable.name.split(":")[0].replace("/", "_"),
     )
-    # Keras 3 has no public way to adopt an existing tf.Variable; the TF backend keeps
-    # its storage in `_value`, and the module's functions read that exact handle.
-    shared._value = tf_variable
-    return shared
 
 
 @keras.saving.register_keras_serializable(package="hubcli")
