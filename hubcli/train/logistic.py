@@ -131,13 +131,17 @@ def fit_linear(
     # The bias absorbs any shift of the features, so centred features pose the same problem;
     # better conditioned, it takes L-BFGS about half the evaluations.
     shift = weights @ features
-    features = features - shift
+    # The two products per evaluation read every feature: in float32 (what modules output)
+    # they move half the bytes and take half the time, for a gradient still far more exact
+    # than the solver's tolerance. Everything else stays in float64.
+    features = (features - shift).astype(np.float32)
 
     def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
         kernel, bias = theta[: dim * classes].reshape(dim, classes), theta[dim * classes :]
-        losses, residual = _example_losses(features @ kernel + bias, targets, activation)
+        logits = (features @ kernel.astype(np.float32)).astype(np.float64) + bias
+        losses, residual = _example_losses(logits, targets, activation)
         residual *= weights[:, None]
-        kernel_gradient = features.T @ residual + l2 * kernel
+        kernel_gradient = (features.T @ residual.astype(np.float32)).astype(np.float64) + l2 * kernel
         value = float(weights @ losses) + 0.5 * l2 * float(np.vdot(kernel, kernel))
         return value, np.concatenate([kernel_gradient.ravel(), residual.sum(axis=0)])
 
