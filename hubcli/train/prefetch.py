@@ -3,7 +3,8 @@
 Before a frozen image run imports TensorFlow and loads its module (seconds of mostly one
 core), it starts a helper process that never imports TensorFlow: it decodes the photos,
 runs the module's accepted TFLite engine under LiteRT (:mod:`hubcli.train.engines`), stores
-the features in the feature cache, and fits the automatic head on them. The run then finds
+the features in the feature cache, and fits the automatic head on them (on a second thread
+while it extracts the test split, which the head never sees). The run then finds
 every feature cached, and takes the helper's head only if it was fitted on exactly the
 features and labels the run itself holds (a digest of both), so the run's results are
 those it would compute alone.
@@ -244,7 +245,11 @@ def _run(request: _Request) -> PrefetchResult | None:
     cache = FeatureCache(root, request.module_digest, modality.preprocessing + engine.cache_tag)
     extractor = FeatureExtractor(modality, engine, cache=cache, batch_size=request.batch_size)
     held = {}
+    fitting = None
     for name, examples in request.splits.items():
+        if name == "test" and request.fit_head and "train" in held and not modality.failures:
+            # The head never sees the test split: fit it while that split is extracted.
+            fitting = _Background(lambda selected=dict(held): _fit_head(request, selected))
         description = f"features ({name})"
         if request.fit_head:
             held[name] = extractor.features(examples, description=description)
@@ -253,14 +258,45 @@ def _run(request: _Request) -> PrefetchResult | None:
     if not cache.writable:
         return None
     choice = digest = None
+    if fitting is not None:
+        choice, digest = fitting.result()
+    elif request.fit_head and "train" in held and not modality.failures:
+        choice, digest = _fit_head(request, held)
     # With unreadable examples the run's data shrinks (and may lose a class): it fits its own head.
-    if request.fit_head and "train" in held and not modality.failures:
-        kind = label_kind(multi_label=request.multi_label)
-        labels = {name: kind.label_array(request.splits[name], request.num_labels) for name in held}
-        x, y = selection_arrays({name: features for name, (features, _) in held.items()}, labels)
-        choice = select_head(x, y, task=kind.head_task(request.num_labels, request.class_weight), seed=request.seed)
-        digest = features_digest(x, y)
+    if modality.failures:
+        choice = digest = None
     return PrefetchResult(stats=extractor.stats, choice=choice, head_digest=digest, peak_rss_mb=peak_rss_mb())
+
+
+def _fit_head(request: _Request, held: dict[str, tuple[np.ndarray, list[int]]]) -> tuple[HeadChoice, str]:
+    """The ``--head auto`` head on the training (and validation) features, and the digest of what it saw."""
+    kind = label_kind(multi_label=request.multi_label)
+    labels = {name: kind.label_array(request.splits[name], request.num_labels) for name in held if name != "test"}
+    x, y = selection_arrays({name: features for name, (features, _) in held.items() if name != "test"}, labels)
+    choice = select_head(x, y, task=kind.head_task(request.num_labels, request.class_weight), seed=request.seed)
+    return choice, features_digest(x, y)
+
+
+class _Background:
+    """A function on a daemon thread: a helper told to stop exits at once, whatever the thread does."""
+
+    def __init__(self, function):
+        self._outcome: tuple = (None, None)
+        self._thread = threading.Thread(target=self._run, args=(function,), daemon=True)
+        self._thread.start()
+
+    def _run(self, function) -> None:
+        try:
+            self._outcome = (function(), None)
+        except BaseException as error:  # noqa: BLE001 - handed to result()
+            self._outcome = (None, error)
+
+    def result(self):
+        self._thread.join()
+        value, error = self._outcome
+        if error is not None:
+            raise error
+        return value
 
 
 def _stop(signum, frame) -> None:
