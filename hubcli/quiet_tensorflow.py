@@ -10,13 +10,17 @@ are TF's runtime errors, which reach hubcli as exceptions; the C++ log level
 is 3 because the device probe logs a harmless cuInit ERROR on machines
 without a GPU.
 
-The same import runs without the cyclic garbage collector, and what it made is then
-frozen out of later collections (:func:`gc.freeze`). Importing TensorFlow and Keras
-creates over a million objects that live as long as the process: collecting among them
-while they are made costs about a second of a run's start-up, and walking them again
-at every later full collection slows loading and saving modules.
+The CLI's import also runs without the cyclic garbage collector, and what exists then is
+frozen out of later collections (:func:`gc.freeze`; ``install(freeze=True)``). Importing
+TensorFlow and Keras creates over a million objects that live as long as the process:
+collecting among them while they are made costs about a second of a run's start-up, and
+walking them again at every later full collection slows loading and saving modules.
+Frozen objects are still freed when nothing refers to them; only cycles that were already
+garbage at the freeze are never reclaimed, a fair price in a short-lived command.
 
-Library users are left alone: only the CLI and the recipe scripts install the hook.
+Library users are left alone: only the CLI and the recipe scripts install the hook, and
+the Beam model handler (which may run in a library caller's process) installs it without
+the freeze.
 """
 
 from __future__ import annotations
@@ -47,43 +51,51 @@ def native_stderr_silenced():
 
 
 class _SilentLoader(importlib.abc.Loader):
-    def __init__(self, loader):
+    def __init__(self, loader, freeze: bool):
         self._loader = loader
+        self._freeze = freeze
 
     def create_module(self, spec):
         return self._loader.create_module(spec)
 
     def exec_module(self, module):
         collecting = gc.isenabled()
-        gc.disable()
+        if self._freeze:
+            gc.disable()
         try:
             with native_stderr_silenced():
                 self._loader.exec_module(module)
         finally:
-            # The modules, functions and registries made by the import are never garbage.
-            gc.freeze()
-            if collecting:
-                gc.enable()
+            if self._freeze:
+                # The modules, functions and registries the import made live as long as the process.
+                gc.freeze()
+                if collecting:
+                    gc.enable()
         # TF's Python side logs through these loggers ("WARNING:tensorflow:..."); keep errors only.
         for name in ("tensorflow", "absl", "h5py"):
             logging.getLogger(name).setLevel(logging.ERROR)
 
 
 class _QuietTensorFlowFinder(importlib.abc.MetaPathFinder):
+    def __init__(self, freeze: bool):
+        self._freeze = freeze
+
     def find_spec(self, name, path, target=None):
         if name != "tensorflow":
             return None
         sys.meta_path.remove(self)  # one import only; later lookups go the normal way
         spec = importlib.machinery.PathFinder.find_spec(name, path)
         if spec is not None and spec.loader is not None:
-            spec.loader = _SilentLoader(spec.loader)
+            spec.loader = _SilentLoader(spec.loader, self._freeze)
         return spec
 
 
-def install() -> None:
+def install(*, freeze: bool = False) -> None:
     """Silence the first ``import tensorflow`` of this process (no-op if TF is already loaded).
 
-    ``HUBCLI_DEBUG=1`` leaves TensorFlow's logging as it is, for diagnosing TF itself.
+    ``freeze``: import it without the cyclic garbage collector, then freeze what exists (see
+    the module docstring); for processes hubcli owns. ``HUBCLI_DEBUG=1`` leaves TensorFlow's
+    logging as it is, for diagnosing TF itself.
     """
     if os.environ.get("HUBCLI_DEBUG") == "1":
         return
@@ -92,4 +104,4 @@ def install() -> None:
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
     if "tensorflow" in sys.modules or any(isinstance(f, _QuietTensorFlowFinder) for f in sys.meta_path):
         return
-    sys.meta_path.insert(0, _QuietTensorFlowFinder())
+    sys.meta_path.insert(0, _QuietTensorFlowFinder(freeze))

@@ -271,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
                              "default ~/.local/share/hubcli/modules)")
     parser.add_argument("--publish-to", type=Path, help="also publish them into this registry directory")
     args = parser.parse_args(argv)
-    quiet_tensorflow.install()
+    quiet_tensorflow.install(freeze=True)
     started = time.perf_counter()
     try:
         recipes = recipes_for(args.only)

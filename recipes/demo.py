@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=Path(".cache/demo_images"), help="where the demo images are written")
     parser.add_argument("--output", type=Path, default=Path("runs/demo"), help="the run directory")
     args = parser.parse_args(argv)
-    quiet_tensorflow.install()
+    quiet_tensorflow.install(freeze=True)
     try:
         (recipe,) = [r for r in build_modules.recipes_for("image") if r.name == FEATURE_MODULE]
         module_dir, _ = build_modules.build_module(args.modules, recipe)

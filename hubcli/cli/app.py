@@ -98,7 +98,7 @@ def _leave(code) -> None:
 def _run_app() -> None:
     from hubcli import quiet_tensorflow
 
-    quiet_tensorflow.install()
+    quiet_tensorflow.install(freeze=True)
     # A CI timeout or `kill` sends SIGTERM: unwind like Ctrl-C, so staging dirs, temp files
     # and locks are cleaned up and a partial download is kept for resuming.
     signal.signal(signal.SIGTERM, _terminate)

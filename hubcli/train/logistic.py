@@ -6,7 +6,8 @@ minimise, over a kernel ``W`` [d, k] and a bias ``b`` [k],
 
     sum_i w_i * loss_i / sum_i w_i  +  l2 / 2 * ||W||^2
 
-with an analytic gradient, in float64, until the gradient vanishes. Nothing here has a
+with an analytic gradient, in float64 (but for the two products with the features, in
+float32), until the gradient vanishes. Nothing here has a
 learning rate, batch size, epoch count or early stopping: ``l2`` is the only setting,
 and cross-validation chooses it (:mod:`hubcli.train.selection`). Pure numpy and scipy,
 so it runs without TensorFlow; the result is loaded into the run's Keras ``Dense`` layer.
@@ -132,8 +133,8 @@ def fit_linear(
     # better conditioned, it takes L-BFGS about half the evaluations.
     shift = weights @ features
     # The two products per evaluation read every feature: in float32 (what modules output)
-    # they move half the bytes and take half the time, for a gradient still far more exact
-    # than the solver's tolerance. Everything else stays in float64.
+    # they move half the bytes and take half the time. On real features scaled up to 100x
+    # and l2 down to 1e-6, fits converged as in float64, in the same number of iterations.
     features = (features - shift).astype(np.float32)
 
     def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:

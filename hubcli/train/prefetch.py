@@ -246,8 +246,9 @@ def _run(request: _Request) -> PrefetchResult | None:
     extractor = FeatureExtractor(modality, engine, cache=cache, batch_size=request.batch_size)
     held = {}
     fitting = None
+    head_splits = [name for name in request.splits if name != "test"]
     for name, examples in request.splits.items():
-        if name == "test" and request.fit_head and "train" in held and not modality.failures:
+        if name == "test" and request.fit_head and "train" in held and set(head_splits) <= held.keys() and not modality.failures:
             # The head never sees the test split: fit it while that split is extracted.
             fitting = _Background(lambda selected=dict(held): _fit_head(request, selected))
         description = f"features ({name})"
